@@ -1,0 +1,18 @@
+"""Write README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installable here).
+Markdown cells are copied; code cells become fenced Python; `#|` directives are dropped."""
+import json, sys
+from pathlib import Path
+root = Path(__file__).resolve().parents[1]
+nb = json.loads((root/'nbs'/'index.ipynb').read_text())
+out = []
+for c in nb['cells']:
+    src = ''.join(c['source'])
+    if c['cell_type'] == 'markdown': out.append(src)
+    else:
+        lines = [l for l in src.splitlines() if not l.startswith('#|')]
+        if lines: out.append('```python\n' + '\n'.join(lines) + '\n```')
+text = '\n\n'.join(out) + '\n'
+readme = root/'README.md'
+if '--check' in sys.argv:
+    if readme.read_text() != text: sys.exit('README.md is out of date with nbs/index.ipynb: run `make readme`')
+else: readme.write_text(text)
