@@ -133,8 +133,10 @@ class ClipGpt2Captioner(Captioner):
                              eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id, **decoding)
         return torch.cat([pre, new], dim=1)
 
-    def sequence_logits(self, inputs, sequences):
-        return self.model(clip_embeds=inputs['clip_embeds'].to(self.device), input_ids=sequences).logits
+    def token_logits(self, inputs, sequences):
+        m, k = self.model, self.model.config.prefix_length
+        logits = m.gpt(inputs_embeds=m.embed(inputs['clip_embeds'].to(self.device), sequences)).logits
+        return logits[:, k - 1:-1]      # the last image position predicts the first token
 
     def save_pretrained(self, path):
         path = super().save_pretrained(path)

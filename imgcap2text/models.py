@@ -122,6 +122,10 @@ class Captioner:
     def from_pretrained(cls, path:Path|str, preset:str='tiny'):
         raise NotImplementedError
 
+def _shift_right(logits):
+    "Align next-token logits with the token they predict (the first token, given, gets zeros)."
+    return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
+
 CAPTIONERS = {}
 def register(cls):
     CAPTIONERS[cls.name] = cls; return cls
@@ -150,9 +154,9 @@ class BlipCaptioner(Captioner):
         pv = inputs['pixel_values'].to(self.device, self.model.dtype)
         return self.model.generate(pixel_values=pv, input_ids=self.prefix_ids(prefix, len(pv)), **decoding)
 
-    def sequence_logits(self, inputs, sequences):
+    def token_logits(self, inputs, sequences):
         pv = inputs['pixel_values'].to(self.device, self.model.dtype)
-        return self.model(pixel_values=pv, input_ids=sequences).logits
+        return _shift_right(self.model(pixel_values=pv, input_ids=sequences).logits)
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
@@ -200,9 +204,9 @@ class VitGpt2Captioner(Captioner):
         return self.model.generate(pixel_values=pv, decoder_input_ids=dec, pad_token_id=self.tokenizer.pad_token_id,
                                    eos_token_id=self.tokenizer.eos_token_id, **decoding)
 
-    def sequence_logits(self, inputs, sequences):
+    def token_logits(self, inputs, sequences):
         pv = inputs['pixel_values'].to(self.device, self.model.dtype)
-        return self.model(pixel_values=pv, decoder_input_ids=sequences).logits
+        return _shift_right(self.model(pixel_values=pv, decoder_input_ids=sequences).logits)
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
