@@ -10,7 +10,7 @@ from fastcore.script import anno_parser, bool_arg
 from .synth import write_mini_diffusiondb
 
 # %% auto 0
-__all__ = ['COMMANDS', 'synth', 'main']
+__all__ = ['COMMANDS', 'synth', 'train', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -27,7 +27,26 @@ def synth(out:str,                   # folder to write, in DiffusionDB's layout
     return 0
 
 # %% ../nbs/11_cli.ipynb
-COMMANDS = {'synth': synth}
+def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
+          preset:str='tiny',                 # tiny (offline) | paper (hub checkpoints, the reports' settings)
+          source:str='data/mini-diffusiondb', # a DiffusionDB folder, or a hub subset such as 2m_random_10k
+          n:int=None,                        # sample this many images
+          split_by:str='prompt',             # prompt (no leak) | image (the report's split)
+          seed:int=42,
+          epochs:int=None,                   # overrides of the preset's settings
+          lr:float=None,
+          batch_size:int=None,
+          grad_accum:int=None,
+          force:bool_arg=False,              # retrain a complete run
+         ):
+    "Train a captioner and write runs/<model>-<preset>/."
+    from imgcap2text.train import train_run
+    s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force)
+    print(f"{model}-{preset}: validation loss {s['first_eval_loss']:.3f} -> {s['best_eval_loss']:.3f}")
+    return 0
+
+# %% ../nbs/11_cli.ipynb
+COMMANDS = {'synth': synth, 'train': train}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `imgcap2text` command."
@@ -40,3 +59,6 @@ def main(argv:list[str]|None=None) -> int:
     args = vars(anno_parser(f, prog=f'imgcap2text {argv[0]}').parse_args(argv[1:]))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's debugging options
     return f(**args)
+
+# %% ../nbs/11_cli.ipynb
+if __name__ == '__main__': sys.exit(main())   # `python -m imgcap2text.cli …`, as launchers need

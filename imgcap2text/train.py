@@ -16,8 +16,9 @@ from .data import column
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['log', 'SCHEDULERS', 'CaptionCollator', 'with_features', 'loss_history', 'NaNLossError', 'HistoryCallback',
-           'make_optimizer', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts']
+__all__ = ['log', 'SCHEDULERS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features', 'loss_history',
+           'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator',
+           'pretrain_frozen_parts', 'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -149,3 +150,69 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     for p in captioner.clip.parameters(): p.requires_grad = False
     captioner.clip.eval(); captioner.model.gpt.eval()
     return dict(clip=loss_history(clip_tr.state.log_history), gpt2=loss_history(gpt_tr.state.log_history))
+
+# %% ../nbs/04_train.ipynb
+from .core import project_path, provenance, set_seed, load_json, HubUnavailable
+from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
+from .models import check_model, build_captioner, load_captioner
+
+DEFAULT_SOURCE = 'data/mini-diffusiondb'
+SYNTH_DEFAULTS = dict(n_prompts=400, images_per_prompt=3, seed=0, size=64)
+
+def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub subset on Colab
+                   n:int|None=None,          # sample this many images
+                   seed:int=42,              # sample and split seed
+                   split_by:str='prompt',    # 'prompt' (no leak) or 'image' (the report's split)
+                   fractions=(0.6, 0.2, 0.2),
+                   synth:dict|None=None,     # mini-DiffusionDB settings when a local `source` is missing
+                  ):
+    "Load (offline: first make) the dataset and split it."
+    check_choice('split by', split_by, ('prompt', 'image'))
+    if str(source) in HUB_SUBSETS: src = source
+    else:
+        src = Path(source) if Path(source).is_absolute() else project_path(source)
+        if not (src/'images').exists():
+            from imgcap2text.synth import write_mini_diffusiondb
+            write_mini_diffusiondb(src, **(SYNTH_DEFAULTS | (synth or {})))
+    return split_dataset(load_diffusiondb(src, n=n, seed=seed), by=split_by, fractions=fractions, seed=seed)
+
+def run_name(model:str, preset:str, split_by:str='prompt') -> str:
+    return f'{model}-{preset}' + ('' if split_by == 'prompt' else f'-split-{split_by}')
+
+def train_run(model:str='blip',          # one of MODELS
+              preset:str='tiny',         # 'tiny' (offline) or 'paper' (hub checkpoints, the reports' settings)
+              source:str=DEFAULT_SOURCE, # DiffusionDB folder, or a hub subset ('2m_random_10k') with preset 'paper'
+              n:int|None=None,           # images to sample
+              split_by:str='prompt',     # 'prompt' or 'image'
+              seed:int=42,
+              epochs:int|None=None,      # overrides of the preset's training settings (None: the preset's)
+              lr:float|None=None,
+              batch_size:int|None=None,
+              grad_accum:int|None=None,
+              out:str|None=None,         # run folder (default runs/<model>-<preset>[-split-<by>])
+              force:bool=False,          # retrain even if the run is complete
+             ) -> dict:
+    "Train one captioner end to end and write its run folder; returns the run's summary."
+    spec = check_model(model, preset)                      # unknown names fail here, before any work
+    check_choice('split by', split_by, ('prompt', 'image'))
+    out = Path(out) if out else project_path('runs', run_name(model, preset, split_by))
+    config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed,
+                  overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum))
+    if not force and (out/'summary.json').exists() and load_json(out/'summary.json')['config'] == config:
+        log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
+        return load_json(out/'summary.json')
+    set_seed(seed)
+    dsd = prepare_splits(source, n, seed, split_by)
+    out.mkdir(parents=True, exist_ok=True)
+    save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
+    cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'))
+    pre = None
+    if model == 'clip-gpt2' and preset == 'tiny': pre = pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
+    res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
+    summary = dict(config=config, settings=res['settings'], first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
+                   n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
+                   parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
+                   pretrain={k: v['epochs'] for k, v in pre.items()} if pre else None, provenance=provenance(config))
+    save_json(summary, out/'summary.json')
+    shutil.rmtree(out/'checkpoints', ignore_errors=True)   # the best model is in model/; resume states are no longer needed
+    return summary
