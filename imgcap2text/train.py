@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
-from .core import save_json, get_logger, check_choice
+from .core import save_json, load_json, get_logger, check_choice
 from .data import column
 from .models import Captioner, MODEL_SPECS
 
@@ -37,12 +37,13 @@ def with_features(captioner:Captioner, ds:Dataset, batch_size:int=64) -> Dataset
 # %% ../nbs/04_train.ipynb
 log = get_logger('imgcap2text.train')
 
-def loss_history(log_history:list[dict]) -> dict:
-    "Per-step train loss and per-epoch train (mean of its steps) and validation loss, from `Trainer.state.log_history`."
+def loss_history(log_history:list[dict], initial_eval_loss:float|None=None) -> dict:
+    "Per-step train loss and per-epoch train (mean of its steps) and validation loss, from `Trainer.state.log_history`; epoch 0 is before training."
     steps = [dict(step=h['step'], epoch=h['epoch'], loss=h['loss'], lr=h.get('learning_rate')) for h in log_history if 'loss' in h]
     evals = {round(h['epoch']): h['eval_loss'] for h in log_history if 'eval_loss' in h}
-    epochs = []
+    epochs = [dict(epoch=0, train_loss=None, eval_loss=initial_eval_loss)] if initial_eval_loss is not None else []
     for e, v in sorted(evals.items()):
+        if e == 0: continue
         tl = [s['loss'] for s in steps if e - 1 < s['epoch'] <= e + 1e-9]
         epochs.append(dict(epoch=e, train_loss=float(np.mean(tl)) if tl else None, eval_loss=v))
     return dict(steps=steps, epochs=epochs)
@@ -52,13 +53,13 @@ class NaNLossError(FloatingPointError):
 
 class HistoryCallback(TrainerCallback):
     "Saves the loss history after every log and stops with a clear error on a NaN or infinite loss."
-    def __init__(self, path:Path|None=None): self.path = path
+    def __init__(self, path:Path|None=None, initial_eval_loss:float|None=None): self.path, self.initial = path, initial_eval_loss
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get('loss')
         if loss is not None and not math.isfinite(loss):
             raise NaNLossError(f'loss is {loss} at step {state.global_step} (epoch {state.epoch:.2f}): lower the learning rate, '
                                'or check the data; the last good checkpoint is kept for inspection')
-        if self.path: save_json(loss_history(state.log_history), self.path)
+        if self.path: save_json(loss_history(state.log_history, self.initial), self.path)
 
 # %% ../nbs/04_train.ipynb
 SCHEDULERS = ('cosine_warm_restarts', 'linear', 'constant')
@@ -89,12 +90,18 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
         report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda, bf16=bf16 and cuda, dataloader_num_workers=0,
         disable_tqdm=False, **trainer_kwargs)
     opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs)
+    history = HistoryCallback(out/'history.json')
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                      optimizers=(opt, sched), callbacks=[HistoryCallback(out/'history.json')])
+                      optimizers=(opt, sched), callbacks=[history])
     last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
     if last: log.info(f'resuming from {last}')
+    start = out/'initial_eval.json'   # validation loss before any training: where the curve starts (epoch 0)
+    if last and start.exists(): history.initial = load_json(start)['eval_loss']
+    else:
+        history.initial = trainer.evaluate()['eval_loss']; save_json({'eval_loss': history.initial}, start)
     trainer.train(resume_from_checkpoint=last)
-    save_json(loss_history(trainer.state.log_history), out/'history.json')
+    trainer.history = loss_history(trainer.state.log_history, history.initial)
+    save_json(trainer.history, out/'history.json')
     return trainer
 
 def fit(captioner:Captioner,   # the captioner to train (its model is trained in place)
@@ -114,7 +121,7 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
                           batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume)
     captioner.model.eval()
     captioner.save_pretrained(Path(out)/'model')
-    hist = loss_history(trainer.state.log_history)
+    hist = trainer.history
     return dict(settings=s, history=hist, best_checkpoint=trainer.state.best_model_checkpoint,
                 best_eval_loss=trainer.state.best_metric, first_eval_loss=hist['epochs'][0]['eval_loss'] if hist['epochs'] else None)
 
@@ -134,22 +141,22 @@ class LMCollator:
         enc = self.tok([r['prompt'] + self.tok.eos_token for r in rows], padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
-def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=15, gpt2_epochs:int=10, lr:float=2e-3,
-                          batch_size:int=32, seed:int=42) -> dict:
+def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=10, clip_lr:float=5e-4, lr:float=2e-3,
+                          clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
     "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model), then freeze both."
     out = Path(out)
     text = lambda d: d.select_columns(['prompt'])
     for p in captioner.clip.parameters(): p.requires_grad = True
     captioner.clip.train()
     clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), dsd['train'], dsd['validation'],
-                          out/'clip', epochs=clip_epochs, lr=lr, weight_decay=0.1, batch_size=batch_size, seed=seed)
+                          out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed)
     captioner.model.set_gpt2_frozen(False); captioner.model.gpt.train()
     gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer), text(dsd['train']), text(dsd['validation']),
                          out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed)
     captioner.model.set_gpt2_frozen(True)
     for p in captioner.clip.parameters(): p.requires_grad = False
     captioner.clip.eval(); captioner.model.gpt.eval()
-    return dict(clip=loss_history(clip_tr.state.log_history), gpt2=loss_history(gpt_tr.state.log_history))
+    return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
 
 # %% ../nbs/04_train.ipynb
 from .core import project_path, provenance, set_seed, load_json, HubUnavailable

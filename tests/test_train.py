@@ -25,7 +25,7 @@ def test_train_driver_defaults(model, home, monkeypatch):
     assert summary['best_eval_loss'] < 0.5 * summary['first_eval_loss'], summary
     assert summary['config']['model'] == model and summary['provenance']['packages']['transformers']
     hist = json.loads((run/'history.json').read_text())
-    assert len(hist['epochs']) == summary['settings']['epochs'] and len(hist['steps']) >= len(hist['epochs'])
+    assert len(hist['epochs']) == summary['settings']['epochs'] + 1 and len(hist['steps']) >= len(hist['epochs'])
     split = json.loads((run/'split.json').read_text())
     assert split['leakage']['test_images_with_train_prompt'] == 0 and split['by'] == 'prompt'
     assert (run/'model'/'model.safetensors').exists() and not (run/'checkpoints').exists()
