@@ -27,7 +27,8 @@ $(STAMP): requirements.txt settings.ini setup.py
 demo: $(STAMP)
 	mkdir -p runs
 	$(BIN)/papermill nbs/data.ipynb runs/data.ipynb --cwd nbs
-	@echo "demo done: see results/ and figures/"
+	for m in blip vit-gpt2 clip-gpt2; do $(BIN)/papermill nbs/train.ipynb runs/train-$$m.ipynb --cwd nbs -p model $$m || exit 1; done
+	@echo "demo done: see runs/, results/ and figures/"
 
 test: $(STAMP)
 	cd nbs && $(BIN)/nbdev_test --n_workers 2

@@ -54,6 +54,12 @@ class ClipCaptionModel(PreTrainedModel):
             nn.init.normal_(module.weight, std=0.02)
             if module.bias is not None: nn.init.zeros_(module.bias)
 
+    @torch.no_grad()
+    def init_map_at_document_start(self, token_id:int):
+        "Start the map's output at GPT-2's embedding of `token_id` (its document start): training moves it from there."
+        last = self.project if isinstance(self.project, nn.Linear) else self.project[-1]
+        last.bias.copy_(self.gpt.transformer.wte.weight[token_id].repeat(self.config.prefix_length))
+
     def set_gpt2_frozen(self, frozen:bool=True):
         for p in self.gpt.parameters(): p.requires_grad = not frozen
         self.config.freeze_gpt2 = frozen
@@ -176,4 +182,6 @@ class ClipGpt2Captioner(Captioner):
             ip = CLIPImageProcessorPil(size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size})
         config = ClipCaptionConfig(clip_dim=clip.config.projection_dim, prefix_length=prefix_length, mapping=mapping,
                                    freeze_gpt2=freeze_gpt2, gpt2=gpt.config.to_dict())
-        return cls(ClipCaptionModel(config, gpt), tok, ip, clip, preset)
+        model = ClipCaptionModel(config, gpt)
+        model.init_map_at_document_start(tok.eos_token_id)
+        return cls(model, tok, ip, clip, preset)

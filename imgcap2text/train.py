@@ -135,10 +135,14 @@ class ClipPairCollator:
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], pixel_values=pv, return_loss=True)
 
 class LMCollator:
-    "Prompts as language-model examples (`prompt<eos>`, pad labels -100)."
-    def __init__(self, tokenizer, max_length=64): self.tok, self.max_length = tokenizer, max_length
+    "Prompts as language-model examples, `<eos>[prefix ]prompt<eos>` as GPT-2 sees a document (pad labels -100)."
+    def __init__(self, tokenizer, max_length=64, prefixes=('',)):
+        self.tok, self.max_length, self.prefixes, self.rng = tokenizer, max_length, list(prefixes), np.random.default_rng(0)
     def __call__(self, rows):
-        enc = self.tok([r['prompt'] + self.tok.eos_token for r in rows], padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
+        eos = self.tok.eos_token
+        pre = [self.prefixes[i] for i in self.rng.integers(len(self.prefixes), size=len(rows))]
+        texts = [eos + (p + ' ' if p else '') + r['prompt'] + eos for p, r in zip(pre, rows)]
+        enc = self.tok(texts, padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
 def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=10, clip_lr:float=5e-4, lr:float=2e-3,
@@ -151,9 +155,11 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), dsd['train'], dsd['validation'],
                           out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed)
     captioner.model.set_gpt2_frozen(False); captioner.model.gpt.train()
-    gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer), text(dsd['train']), text(dsd['validation']),
+    # the language model sees prompts as the captioner will give them: after a document start, with a text prompt prefix
+    gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer, prefixes=captioner.train_prefixes), text(dsd['train']), text(dsd['validation']),
                          out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed)
     captioner.model.set_gpt2_frozen(True)
+    captioner.model.init_map_at_document_start(captioner.tokenizer.eos_token_id)
     for p in captioner.clip.parameters(): p.requires_grad = False
     captioner.clip.eval(); captioner.model.gpt.eval()
     return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
@@ -208,6 +214,7 @@ def train_run(model:str='blip',          # one of MODELS
     if not force and (out/'summary.json').exists() and load_json(out/'summary.json')['config'] == config:
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
         return load_json(out/'summary.json')
+    if force: shutil.rmtree(out, ignore_errors=True)      # otherwise an unfinished run resumes from its checkpoints
     set_seed(seed)
     dsd = prepare_splits(source, n, seed, split_by)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,5 +228,5 @@ def train_run(model:str='blip',          # one of MODELS
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
                    pretrain={k: v['epochs'] for k, v in pre.items()} if pre else None, provenance=provenance(config))
     save_json(summary, out/'summary.json')
-    shutil.rmtree(out/'checkpoints', ignore_errors=True)   # the best model is in model/; resume states are no longer needed
+    for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
     return summary
