@@ -61,4 +61,5 @@ def main(argv:list[str]|None=None) -> int:
     return f(**args)
 
 # %% ../nbs/11_cli.ipynb
+#| eval: false
 if __name__ == '__main__': sys.exit(main())   # `python -m imgcap2text.cli …`, as launchers need
