@@ -138,6 +138,13 @@ class Captioner:
     def from_pretrained(cls, path:Path|str, preset:str='tiny'):
         raise NotImplementedError
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint:str|None=None, preset:str='paper'):
+        "The paper preset: the registry's hub checkpoint, or a local folder written by `save_pretrained`."
+        ckpt = checkpoint or MODEL_SPECS[cls.name].checkpoint
+        if not Path(ckpt).is_dir(): require_hub(f'{cls.name} checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint")
+        return cls.from_pretrained(ckpt, preset)
+
 def _shift_right(logits):
     "Align next-token logits with the token they predict (the first token, given, gets zeros)."
     return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
@@ -176,10 +183,7 @@ class BlipCaptioner(Captioner):
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
-        if preset == 'paper':
-            ckpt = checkpoint or MODEL_SPECS['blip'].checkpoint
-            if not Path(ckpt).is_dir(): require_hub(f'BLIP checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint")
-            return cls.from_pretrained(ckpt, preset)
+        if preset == 'paper': return cls.from_checkpoint(checkpoint)
         s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000) | (sizes or {})
         if s['vocab'] == 'bert': tok = bert_tokenizer_with_dec()
         elif train_prompts: tok = train_wordpiece_tokenizer(train_prompts, s['vocab'])
@@ -228,10 +232,7 @@ class VitGpt2Captioner(Captioner):
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
-        if preset == 'paper':
-            ckpt = checkpoint or MODEL_SPECS['vit-gpt2'].checkpoint
-            if not Path(ckpt).is_dir(): require_hub(f'ViT-GPT2 checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint")
-            return cls.from_pretrained(ckpt, preset)
+        if preset == 'paper': return cls.from_checkpoint(checkpoint)
         if not train_prompts: raise ValueError('the tiny vit-gpt2 needs train_prompts to train its tokenizer')
         s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000) | (sizes or {})
         tok = train_bpe_tokenizer(train_prompts, s['vocab'])
