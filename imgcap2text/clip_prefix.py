@@ -66,8 +66,7 @@ class ClipCaptionModel(PreTrainedModel):
 
     def prefix_embeds(self, clip_embeds):
         "The image's GPT-2 input embeddings: (batch, prefix_length, n_embd)."
-        return self.project(clip_embeds.to(self.project[0].weight.dtype if isinstance(self.project, nn.Sequential) else self.project.weight.dtype)
-                            ).view(len(clip_embeds), self.config.prefix_length, -1)
+        return self.project(clip_embeds.to(next(self.project.parameters()).dtype)).view(len(clip_embeds), self.config.prefix_length, -1)
 
     def embed(self, clip_embeds, input_ids):
         return torch.cat([self.prefix_embeds(clip_embeds), self.gpt.transformer.wte(input_ids)], dim=1)
@@ -170,8 +169,7 @@ class ClipGpt2Captioner(Captioner):
             if tok.pad_token is None: tok.pad_token = tok.eos_token
             ip = CLIPImageProcessorPil.from_pretrained(clip_id)
         else:
-            if not train_prompts: raise ValueError('the tiny clip-gpt2 needs train_prompts to train its tokenizer')
-            s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000, clip_dim=64) | (sizes or {})
+            s = cls.tiny_sizes('clip-gpt2', sizes, train_prompts, clip_dim=64)
             tok = train_bpe_tokenizer(train_prompts, s['vocab'])
             common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'])
             clip = CLIPModel(CLIPConfig(text_config=dict(common, vocab_size=len(tok), max_position_embeddings=64, eos_token_id=tok.eos_token_id,

@@ -17,9 +17,9 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from .core import check_choice, require_hub, get_logger
 
 # %% auto 0
-__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'CAPTIONERS', 'ModelSpec', 'check_model', 'train_bpe_tokenizer',
-           'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner', 'register',
-           'BlipCaptioner', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
+__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
+           'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner',
+           'register', 'BlipCaptioner', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -118,6 +118,18 @@ class Captioner:
     @property
     def eos_token_id(self): return self.tokenizer.eos_token_id
 
+    def pixels(self, inputs) -> torch.Tensor:
+        "The batch's pixel values on the model's device and dtype."
+        return inputs['pixel_values'].to(self.device, self.model.dtype)
+
+    @staticmethod
+    def tiny_sizes(name:str, sizes:dict|None, train_prompts=None, **extra) -> dict:
+        "The tiny preset's sizes with overrides; its tokenizer is trained on `train_prompts`, so they are required."
+        s = TINY_SIZES | extra | (sizes or {})
+        if not train_prompts and s['vocab'] != 'bert':
+            raise ValueError(f"the tiny {name} needs train_prompts to train its tokenizer")
+        return s
+
     def image_inputs(self, images) -> dict:
         return {'pixel_values': self.image_processor(images=list(images), return_tensors='pt')['pixel_values']}
 
@@ -149,6 +161,8 @@ def _shift_right(logits):
     "Align next-token logits with the token they predict (the first token, given, gets zeros)."
     return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
 
+TINY_SIZES = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000)  # the tiny preset's default sizes
+
 CAPTIONERS = {}
 def register(cls):
     CAPTIONERS[cls.name] = cls; return cls
@@ -174,20 +188,17 @@ class BlipCaptioner(Captioner):
     def n_context(self, prefix): return 1 + (len(self.tokenizer(prefix, add_special_tokens=False)['input_ids']) if prefix else 0)
 
     def generate_sequences(self, inputs, prefix=None, **decoding):
-        pv = inputs['pixel_values'].to(self.device, self.model.dtype)
+        pv = self.pixels(inputs)
         return self.model.generate(pixel_values=pv, input_ids=self.prefix_ids(prefix, len(pv)), **decoding)
 
     def token_logits(self, inputs, sequences):
-        pv = inputs['pixel_values'].to(self.device, self.model.dtype)
-        return _shift_right(self.model(pixel_values=pv, input_ids=sequences).logits)
+        return _shift_right(self.model(pixel_values=self.pixels(inputs), input_ids=sequences).logits)
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
         if preset == 'paper': return cls.from_checkpoint(checkpoint)
-        s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000) | (sizes or {})
-        if s['vocab'] == 'bert': tok = bert_tokenizer_with_dec()
-        elif train_prompts: tok = train_wordpiece_tokenizer(train_prompts, s['vocab'])
-        else: raise ValueError("the tiny blip needs train_prompts to train its tokenizer (or sizes={'vocab': 'bert'})")
+        s = cls.tiny_sizes('blip', sizes, train_prompts)   # sizes={'vocab': 'bert'}: BERT's vocabulary, no prompts needed
+        tok = bert_tokenizer_with_dec() if s['vocab'] == 'bert' else train_wordpiece_tokenizer(train_prompts, s['vocab'])
         common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'])
         cfg = BlipConfig(text_config=dict(common, vocab_size=len(tok), encoder_hidden_size=s['hidden'], max_position_embeddings=256,
                                           bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id, sep_token_id=tok.sep_token_id),
@@ -198,11 +209,7 @@ class BlipCaptioner(Captioner):
     @classmethod
     def from_pretrained(cls, path, preset='tiny'):
         return cls(BlipForConditionalGeneration.from_pretrained(path), AutoTokenizer.from_pretrained(path),
-                   _pil_processor(path, BlipImageProcessorPil), preset)
-
-def _pil_processor(path, cls):
-    "Load an image processor as its PIL class (no torchvision needed, same preprocessing)."
-    return cls.from_pretrained(path)
+                   BlipImageProcessorPil.from_pretrained(path), preset)   # PIL class: no torchvision, same preprocessing
 
 # %% ../nbs/03_models.ipynb
 @register
@@ -217,7 +224,7 @@ class VitGpt2Captioner(Captioner):
     def n_context(self, prefix): return 1 + (len(self.tokenizer(prefix)['input_ids']) if prefix else 0)
 
     def generate_sequences(self, inputs, prefix=None, **decoding):
-        pv = inputs['pixel_values'].to(self.device, self.model.dtype)
+        pv = self.pixels(inputs)
         start = self.model.config.decoder_start_token_id
         dec = None
         if prefix:
@@ -227,14 +234,12 @@ class VitGpt2Captioner(Captioner):
                                    eos_token_id=self.tokenizer.eos_token_id, **decoding)
 
     def token_logits(self, inputs, sequences):
-        pv = inputs['pixel_values'].to(self.device, self.model.dtype)
-        return _shift_right(self.model(pixel_values=pv, decoder_input_ids=sequences).logits)
+        return _shift_right(self.model(pixel_values=self.pixels(inputs), decoder_input_ids=sequences).logits)
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):
         if preset == 'paper': return cls.from_checkpoint(checkpoint)
-        if not train_prompts: raise ValueError('the tiny vit-gpt2 needs train_prompts to train its tokenizer')
-        s = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000) | (sizes or {})
+        s = cls.tiny_sizes('vit-gpt2', sizes, train_prompts)
         tok = train_bpe_tokenizer(train_prompts, s['vocab'])
         enc = ViTModel(ViTConfig(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'],
                                  intermediate_size=2*s['hidden'], image_size=image_size, patch_size=s['patch']), add_pooling_layer=False)
@@ -249,7 +254,7 @@ class VitGpt2Captioner(Captioner):
         model, tok = VisionEncoderDecoderModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
         if tok.pad_token is None: tok.pad_token = tok.eos_token     # nlpconnect's GPT-2 tokenizer has none
         _set_special_ids(model, tok)
-        return cls(model, tok, _pil_processor(path, ViTImageProcessorPil), preset)
+        return cls(model, tok, ViTImageProcessorPil.from_pretrained(path), preset)
 
 def _set_special_ids(model, tok):
     model.config.decoder_start_token_id = tok.bos_token_id

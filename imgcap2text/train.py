@@ -31,7 +31,7 @@ class CaptionCollator:
 
 def with_features(captioner:Captioner, ds:Dataset, batch_size:int=64) -> Dataset:
     "`ds` with the frozen encoder's features of each image in a `features` column (computed once) instead of the image."
-    feats = captioner.encode_images(ds['image'] if len(ds) < 4096 else [r['image'] for r in ds], batch_size)
+    feats = torch.cat([captioner.encode_images(ds[i:i + batch_size]['image'], batch_size) for i in range(0, len(ds), batch_size)])
     return ds.select_columns(['prompt', 'image_name']).add_column('features', feats.numpy().tolist())
 
 # %% ../nbs/04_train.ipynb
