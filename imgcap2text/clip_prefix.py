@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_clip_prefix.ipynb 4
 from __future__ import annotations
-import json
+import json, zlib
 from pathlib import Path
 import torch
 from torch import nn
@@ -115,7 +115,8 @@ class ClipGpt2Captioner(Captioner):
     def text_inputs(self, texts, max_length:int=40, prefixes=None) -> dict:
         "Token ids of `prefix caption<eos>`, labels on the caption only, right-padded."
         if prefixes is None:
-            g = torch.Generator().manual_seed(hash(tuple(texts)) % 2**31)   # a varied but reproducible choice
+            # varied across batches, the same in every process (str hash() is salted per process; crc32 is not)
+            g = torch.Generator().manual_seed(zlib.crc32('\n'.join(texts).encode()))
             prefixes = [self.train_prefixes[int(i)] for i in torch.randint(len(self.train_prefixes), (len(texts),), generator=g)]
         rows, labels = [], []
         for t, p in zip(texts, prefixes):
