@@ -146,7 +146,8 @@ class ClipGpt2Captioner(Captioner):
 
     def save_pretrained(self, path):
         path = super().save_pretrained(path)
-        self.clip.save_pretrained(path/'clip'); self.image_processor.save_pretrained(path/'clip')
+        # clip/ is a complete CLIP folder (model, image processor, tokenizer): the offline CLIP scorer loads it as it is
+        for part in (self.clip, self.image_processor, self.tokenizer): part.save_pretrained(path/'clip')
         (path/'captioner.json').write_text(json.dumps({'name': self.name, 'preset': self.preset, 'train_prefixes': list(self.train_prefixes)}, indent=1))
         return path
 

@@ -32,11 +32,18 @@ class ModelSpec:
     train:dict                              # the report's training settings (paper preset)
     tiny_train:dict                         # the offline preset's overrides
     generation:dict                         # decoding as the report does it
-    tiny_sizes:dict = field(default_factory=dict)
+    arch:dict = field(default_factory=dict)      # architecture options of the report (CLIP-prefix: map, prefix, frozen GPT-2)
+    tiny_arch:dict = field(default_factory=dict) # the offline preset's overrides
 
     def train_settings(self, preset:str) -> dict:
         check_choice('preset', preset, PRESETS)
         return dict(self.train, **(self.tiny_train if preset == 'tiny' else {}))
+
+    def architecture(self, preset:str, **overrides) -> dict:
+        "The preset's architecture options, `overrides` (None: keep) checked against the known names."
+        check_choice('preset', preset, PRESETS)
+        for k in overrides: check_choice(f'{self.name} architecture option', k, tuple(self.arch))
+        return self.arch | (self.tiny_arch if preset == 'tiny' else {}) | {k: v for k, v in overrides.items() if v is not None}
 
 MODEL_SPECS = {
     'blip': ModelSpec('blip', 'Salesforce/blip-image-captioning-base',
@@ -49,8 +56,11 @@ MODEL_SPECS = {
         generation=dict(num_beams=4, early_stopping=True, max_new_tokens=40)),
     'clip-gpt2': ModelSpec('clip-gpt2', 'openai/clip-vit-base-patch16+gpt2',
         train=dict(epochs=10, lr=2e-4, weight_decay=0.0, scheduler='linear', batch_size=32, grad_accum=1, max_length=40),
-        tiny_train=dict(epochs=30, lr=3e-3, batch_size=32),
-        generation=dict(num_beams=1, max_new_tokens=30)),
+        tiny_train=dict(epochs=15, lr=1e-3, batch_size=32),
+        generation=dict(num_beams=1, max_new_tokens=30),
+        arch=dict(mapping='linear', prefix_length=1, freeze_gpt2=True),
+        # a tiny GPT-2 trained only on prompts never learns to read a prefix; frozen, it ignores the image (see 03a)
+        tiny_arch=dict(freeze_gpt2=False)),
 }
 MODELS = tuple(MODEL_SPECS)
 
@@ -269,11 +279,12 @@ def build_captioner(model:str,                 # one of MODELS
                     image_size:int=64,         # tiny preset: input resolution
                     checkpoint:str|None=None,  # paper preset: a hub id or a local folder written by save_pretrained
                     sizes:dict|None=None,      # tiny preset: hidden, layers, heads, patch, vocab
+                    **arch,                    # architecture options over the preset's (`ModelSpec.arch`)
                    ) -> Captioner:
     "A fresh (tiny) or pretrained (paper) captioner of the registry."
-    check_model(model, preset)
+    spec = check_model(model, preset)
     if model == 'clip-gpt2': import imgcap2text.clip_prefix  # registers the CLIP-prefix captioner
-    return CAPTIONERS[model].build(preset, train_prompts, image_size, checkpoint, sizes)
+    return CAPTIONERS[model].build(preset, train_prompts, image_size, checkpoint, sizes, **spec.architecture(preset, **arch))
 
 def load_captioner(path:Path|str) -> Captioner:
     "Load a captioner saved with `save_pretrained` (which one it is, is read from `captioner.json`)."

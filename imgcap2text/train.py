@@ -147,8 +147,8 @@ class LMCollator:
 
 def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=10, clip_lr:float=5e-4, lr:float=2e-3,
                           clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
-    "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model), then freeze both."
-    out = Path(out)
+    "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model); CLIP is then frozen, GPT-2 as configured."
+    out, frozen = Path(out), captioner.model.config.freeze_gpt2
     text = lambda d: d.select_columns(['prompt'])
     for p in captioner.clip.parameters(): p.requires_grad = True
     captioner.clip.train()
@@ -158,7 +158,7 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     # the language model sees prompts as the captioner will give them: after a document start, with a text prompt prefix
     gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer, prefixes=captioner.train_prefixes), text(dsd['train']), text(dsd['validation']),
                          out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed)
-    captioner.model.set_gpt2_frozen(True)
+    captioner.model.set_gpt2_frozen(frozen)
     captioner.model.init_map_at_document_start(captioner.tokenizer.eos_token_id)
     for p in captioner.clip.parameters(): p.requires_grad = False
     captioner.clip.eval(); captioner.model.gpt.eval()
@@ -189,8 +189,10 @@ def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub s
             write_mini_diffusiondb(src, **(SYNTH_DEFAULTS | (synth or {})))
     return split_dataset(load_diffusiondb(src, n=n, seed=seed), by=split_by, fractions=fractions, seed=seed)
 
-def run_name(model:str, preset:str, split_by:str='prompt') -> str:
-    return f'{model}-{preset}' + ('' if split_by == 'prompt' else f'-split-{split_by}')
+def run_name(model:str, preset:str, split_by:str='prompt', arch:dict|None=None) -> str:
+    "runs/ folder name: the model and preset, then what differs from the defaults (split, architecture options)."
+    extra = ([f'split-{split_by}'] if split_by != 'prompt' else []) + [f'{k}-{v}' for k, v in sorted((arch or {}).items()) if v is not None]
+    return '-'.join([model, preset] + extra)
 
 def train_run(model:str='blip',          # one of MODELS
               preset:str='tiny',         # 'tiny' (offline) or 'paper' (hub checkpoints, the reports' settings)
@@ -204,12 +206,15 @@ def train_run(model:str='blip',          # one of MODELS
               grad_accum:int|None=None,
               out:str|None=None,         # run folder (default runs/<model>-<preset>[-split-<by>])
               force:bool=False,          # retrain even if the run is complete
+              arch:dict|None=None,       # architecture options over the preset's, e.g. {'freeze_gpt2': True} (clip-gpt2)
              ) -> dict:
     "Train one captioner end to end and write its run folder; returns the run's summary."
     spec = check_model(model, preset)                      # unknown names fail here, before any work
     check_choice('split by', split_by, ('prompt', 'image'))
-    out = Path(out) if out else project_path('runs', run_name(model, preset, split_by))
-    config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed,
+    arch = {k: v for k, v in (arch or {}).items() if v is not None}
+    spec.architecture(preset, **arch)
+    out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch))
+    config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed, arch=arch,
                   overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum))
     if not force and (out/'summary.json').exists() and load_json(out/'summary.json')['config'] == config:
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
@@ -219,11 +224,11 @@ def train_run(model:str='blip',          # one of MODELS
     dsd = prepare_splits(source, n, seed, split_by)
     out.mkdir(parents=True, exist_ok=True)
     save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
-    cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'))
+    cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
     pre = None
     if model == 'clip-gpt2' and preset == 'tiny': pre = pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
-    summary = dict(config=config, settings=res['settings'], first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
+    summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
                    pretrain={k: v['epochs'] for k, v in pre.items()} if pre else None, provenance=provenance(config))
