@@ -108,7 +108,8 @@ class ClipGpt2Captioner(Captioner):
         return torch.cat(out)
 
     def image_inputs(self, images) -> dict: return {'clip_embeds': self.encode_images(images)}
-    def feature_inputs(self, features) -> dict: return {'clip_embeds': torch.as_tensor(features, dtype=torch.float32)}
+    def feature_inputs(self, features) -> dict:
+        return {'clip_embeds': torch.stack([torch.as_tensor(f, dtype=torch.float32) for f in features])}   # rows of a tensor, lists or arrays
 
     def _prefix_ids(self, prefix): return self.tokenizer(prefix)['input_ids'] if prefix else []
 
