@@ -12,8 +12,9 @@ from .metrics import ClipScorer, ew_clip_score, clip_per_token
 from .clip_prefix import PREFIXES
 
 # %% auto 0
-__all__ = ['with_template', 'prefix_captions', 'prefix_matrix', 'centre', 'prefix_ranking', 'top_bottom_cumulative',
-           'pixel_similarity', 'synthetic_text_to_image', 'regenerate_similarity']
+__all__ = ['log', 'with_template', 'prefix_captions', 'prefix_matrix', 'centre', 'prefix_ranking', 'top_bottom_cumulative',
+           'pixel_similarity', 'synthetic_text_to_image', 'regenerate_similarity', 'prefix_study', 'regenerate_study',
+           'run_analysis']
 
 # %% ../nbs/08_analysis.ipynb
 def with_template(prefix:str, caption:str) -> str:
@@ -87,3 +88,67 @@ def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_t
         im = row['image']
         out.append(pixel_similarity(im, text_to_image(cap if isinstance(cap, str) else '', int(row['seed']), int(row['step']), float(row['cfg']), im.width)))
     return out
+
+# %% ../nbs/08_analysis.ipynb
+from pathlib import Path
+from .core import project_path, load_json, save_json, atomic_write, get_logger, provenance
+from .evaluation import load_run_splits, default_clip, bootstrap_ci
+from .metrics import clip_scorer
+from .models import load_captioner, MODELS
+from . import plots
+log = get_logger('imgcap2text.analysis')
+
+def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixes=PREFIXES, progress:bool=True) -> dict:
+    "The CLIP-GPT2 report's analysis on a CLIP-prefix run's test split; tables in `out`, figures in `figures`."
+    run, out = Path(run), Path(out)
+    test = load_run_splits(run)['test']
+    cap, scorer = load_captioner(run/'model'), clip_scorer(clip)
+    df = prefix_captions(cap, test, scorer, prefixes, progress=progress)
+    atomic_write(out/'results.csv', df.to_csv(index=False))
+    M = prefix_matrix(df, test['image'], scorer, prefixes); C, mean = centre(M)
+    atomic_write(out/'prefix_matrix.csv', M.to_csv())
+    rank = prefix_ranking(df); atomic_write(out/'prefix_ranking.csv', rank.to_csv())
+    main = df[df.prefix == 'An image of'] if 'An image of' in prefixes else df[df.prefix == prefixes[0]]
+    plots.plot_clip_histogram(main['clip'], figures)
+    plots.plot_tokens_vs_clip(main['n_tokens'], main['clip'], figures)
+    plots.plot_top_bottom(top_bottom_cumulative(main['clip'], 50), figures)
+    plots.plot_prefix_matrix(C, mean, figures); plots.plot_prefix_ranking(rank, figures)
+    return dict(matrix_mean=mean, ranking=rank.ew_clip_norm.to_dict(), best_prefix=rank.index[0],
+                clip_mean={p: float(g['clip'].mean()) for p, g in df.groupby('prefix', sort=False)},
+                n_images=len(test), corr_tokens_clip=float(np.corrcoef(main['n_tokens'], main['clip'])[0, 1]) if main['n_tokens'].nunique() > 1 else None)
+
+def regenerate_study(result_dirs:dict[str, Path], out:Path|str, seed:int=0) -> pd.DataFrame:
+    "Regenerate-and-compare for each evaluated run: every system's captions rendered with the original seeds."
+    rows, summary = [], []
+    for name, rdir in result_dirs.items():
+        test = load_run_splits(project_path('runs', rdir.name))['test']
+        frames = {'fine-tuned': pd.read_csv(rdir/'predictions.csv'), 'pre-trained': pd.read_csv(rdir/'predictions_pretrained.csv')}
+        base = pd.read_csv(rdir/'baselines.csv')
+        frames |= {k: g for k, g in base.groupby('system', sort=False)}
+        by_name = {r: i for i, r in enumerate(column(test, 'image_name'))}
+        for system, f in frames.items():
+            sub = test.select([by_name[x] for x in f.image])
+            sim = regenerate_similarity(f.caption.fillna('').tolist(), sub)
+            rows.append(pd.DataFrame(dict(run=name, system=system, image=f.image.values, similarity=sim)))
+            summary.append(dict(run=name, system=system) | bootstrap_ci(sim, seed=seed))
+    atomic_write(Path(out)/'regenerate_images.csv', pd.concat(rows).to_csv(index=False))
+    s = pd.DataFrame(summary); atomic_write(Path(out)/'regenerate.csv', s.to_csv(index=False))
+    return s
+
+def run_analysis(preset:str='tiny', clip:str|None=None, progress:bool=True) -> dict:
+    "Every analysis and figure from the runs and evaluations on disk; results/analysis/ and figures/."
+    out, figures = project_path('results', 'analysis'), project_path('figures')
+    out.mkdir(parents=True, exist_ok=True)
+    info = {}
+    runs = {m: project_path('runs', f'{m}-{preset}') for m in MODELS}
+    hist = {m: load_json(r/'history.json') for m, r in runs.items() if (r/'history.json').exists()}
+    if hist: plots.plot_loss_curves(hist, figures)
+    first = next((r for r in runs.values() if (r/'summary.json').exists()), None)
+    if first is not None: plots.plot_prompt_lengths(column(load_run_splits(first)['train'], 'prompt'), figures)
+    if (runs['clip-gpt2']/'summary.json').exists():
+        info['prefix'] = prefix_study(runs['clip-gpt2'], out, figures, clip or default_clip(preset), progress=progress)
+    done = {d.name: d for d in sorted(project_path('results').glob(f'*-{preset}*')) if (d/'metrics.json').exists()}
+    if done:
+        info['regenerate'] = regenerate_study(done, out).to_dict('records')
+    save_json(info | {'provenance': provenance(dict(preset=preset, clip=clip))}, out/'analysis.json')
+    return info

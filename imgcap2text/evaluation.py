@@ -18,7 +18,7 @@ log = get_logger('imgcap2text.evaluation')
 __all__ = ['log', 'METRICS', 'METRIC_NAMES', 'VISIBLE_PARTS', 'caption_frame', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
            'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
            'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2',
-           'offline_clip_path', 'evaluate_run']
+           'offline_clip_path', 'load_run_splits', 'default_clip', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -176,6 +176,16 @@ def offline_clip_path() -> Path:
                                 "or pass clip='openai/clip-vit-base-patch16' with the hub")
     return p
 
+def load_run_splits(run:Path|str):
+    "The exact train/validation/test splits of a training run (its data, re-read, and its split manifest)."
+    run = Path(run); rc = load_json(run/'summary.json')['config']
+    src = rc['source'] if rc['source'] in HUB_SUBSETS or Path(rc['source']).is_absolute() else project_path(rc['source'])
+    return apply_split_manifest(load_diffusiondb(src, n=rc['n'], seed=rc['seed']), run/'split.json')
+
+def default_clip(metric_preset:str='tiny') -> str:
+    "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
+    return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
+
 def evaluate_run(model:str='blip',          # one of MODELS
                  preset:str='tiny',         # the run's preset
                  split_by:str='prompt',     # the run's split
@@ -206,10 +216,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
         log.info(f'{run} is missing or unfinished: training it first')
         train_run(model, preset, split_by=split_by, seed=seed, arch=arch, **train_kwargs)
     rs = load_json(run/'summary.json'); rc = rs['config']
-    clip = clip or (CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path()))
+    clip = clip or default_clip(metric_preset)
     scorer = clip_scorer(clip)
-    src = rc['source'] if rc['source'] in HUB_SUBSETS or Path(rc['source']).is_absolute() else project_path(rc['source'])
-    dsd = apply_split_manifest(load_diffusiondb(src, n=rc['n'], seed=rc['seed']), run/'split.json')
+    dsd = load_run_splits(run)
     test, train_prompts = dsd['test'], column(dsd['train'], 'prompt')
     images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
     im_test, im_train = scorer.image_embeds(images), scorer.image_embeds(dsd['train']['image'])

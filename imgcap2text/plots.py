@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 from .core import atomic_write
 
 # %% auto 0
-__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'set_style', 'write_dat', 'save_figure', 'plot_prompt_lengths']
+__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'set_style', 'write_dat', 'save_figure', 'plot_prompt_lengths', 'plot_loss_curves',
+           'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom', 'plot_prefix_matrix', 'plot_prefix_ranking']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -63,3 +64,84 @@ def plot_prompt_lengths(prompts,                  # the prompts of a dataset
     table = pd.DataFrame({'length': (edges[:-1] + edges[1:]) / 2, 'count': counts})
     write_dat(table, Path(folder)/'data'/f'{name}.dat')
     return table
+
+# %% ../nbs/09_plots.ipynb
+def plot_loss_curves(histories:dict[str, dict],     # model name → a run's history.json
+                     folder:Path|str='figures', name:str='loss_curves') -> pd.DataFrame:
+    "Train (dashed) and validation (solid) loss per epoch for each model; one `.dat` per model."
+    set_style()
+    fig, ax = plt.subplots()
+    rows = []
+    for (model, h), c in zip(histories.items(), PALETTE):
+        ep = pd.DataFrame(h['epochs'])
+        ax.plot(ep.epoch, ep.eval_loss, color=c, marker='o', ms=2, label=f'{model} (validation)')
+        tr = ep.dropna(subset=['train_loss'])
+        ax.plot(tr.epoch, tr.train_loss, color=c, ls='--', label=f'{model} (train)')
+        write_dat(ep[['epoch', 'eval_loss']].assign(train_loss=ep.train_loss.fillna(ep.eval_loss)), Path(folder)/'data'/f'{name}_{model}.dat')
+        rows.append(ep.assign(model=model))
+    ax.set(xlabel='epoch', ylabel='loss'); ax.legend(frameon=False, ncol=2)
+    save_figure(fig, name, folder)
+    return pd.concat(rows, ignore_index=True)
+
+# %% ../nbs/09_plots.ipynb
+def plot_clip_histogram(scores, folder:Path|str='figures', name:str='clip_histogram', bins:int=20) -> pd.DataFrame:
+    "Histogram of CLIP scores."
+    set_style()
+    counts, edges = np.histogram(np.asarray(scores, float), bins=bins)
+    fig, ax = plt.subplots()
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=PALETTE[0], edgecolor='white', linewidth=0.3)
+    ax.set(xlabel='CLIP score', ylabel='captions')
+    save_figure(fig, name, folder)
+    t = pd.DataFrame({'score': (edges[:-1] + edges[1:]) / 2, 'count': counts}); write_dat(t, Path(folder)/'data'/f'{name}.dat')
+    return t
+
+def plot_tokens_vs_clip(n_tokens, scores, folder:Path|str='figures', name:str='tokens_vs_clip') -> pd.DataFrame:
+    "Token count against CLIP score, one point per caption, with the least-squares line."
+    set_style()
+    t = pd.DataFrame({'tokens': np.asarray(n_tokens, float), 'clip': np.asarray(scores, float)})
+    fig, ax = plt.subplots()
+    ax.scatter(t.tokens, t['clip'], s=4, alpha=0.5, color=PALETTE[0])
+    if t.tokens.nunique() > 1:
+        k, b = np.polyfit(t.tokens, t['clip'], 1); xs = np.array([t.tokens.min(), t.tokens.max()])
+        ax.plot(xs, k * xs + b, color=PALETTE[1], lw=0.8, label=f'slope {k:.2f}, r = {t.corr().iloc[0, 1]:.2f}'); ax.legend(frameon=False)
+    ax.set(xlabel='caption tokens', ylabel='CLIP score')
+    save_figure(fig, name, folder); write_dat(t, Path(folder)/'data'/f'{name}.dat')
+    return t
+
+def plot_top_bottom(cum:pd.DataFrame, folder:Path|str='figures', name:str='top_bottom_cumulative') -> pd.DataFrame:
+    "Cumulative mean CLIP score of the top and bottom captions (from `analysis.top_bottom_cumulative`)."
+    set_style()
+    fig, ax = plt.subplots()
+    ax.plot(cum['rank'], cum.top, label=f'top {len(cum)}'); ax.plot(cum['rank'], cum.bottom, label=f'bottom {len(cum)}')
+    ax.set(xlabel='captions (ranked)', ylabel='cumulative mean CLIP score'); ax.legend(frameon=False)
+    save_figure(fig, name, folder); write_dat(cum, Path(folder)/'data'/f'{name}.dat')
+    return cum
+
+def plot_prefix_matrix(centred:pd.DataFrame, mean:float, folder:Path|str='figures', name:str='prefix_matrix') -> pd.DataFrame:
+    "Heat map of the prefix × prefix CLIP-score matrix minus its mean; the mean is stated in the title."
+    set_style()
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, COLUMN_WIDTH * 0.8))
+    v = float(np.nanmax(np.abs(centred.values))) or 1.0
+    im = ax.imshow(centred.values.astype(float), cmap='RdBu_r', vmin=-v, vmax=v)
+    ax.set_xticks(range(len(centred.columns)), centred.columns, rotation=35, ha='right')
+    ax.set_yticks(range(len(centred.index)), centred.index); ax.grid(False)
+    for i in range(len(centred.index)):
+        for j in range(len(centred.columns)): ax.text(j, i, f'{centred.values[i, j]:+.2f}', ha='center', va='center', fontsize=6)
+    ax.set(xlabel='scored with template of', ylabel='caption made under', title=f'CLIP score minus the matrix mean ({mean:.2f})')
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    save_figure(fig, name, folder)
+    idx = {p: i for i, p in enumerate(centred.index)}
+    long = pd.DataFrame([dict(row=idx[r], col=idx[c], value=centred.loc[r, c]) for r in centred.index for c in centred.columns])
+    write_dat(long, Path(folder)/'data'/f'{name}.dat')
+    return long
+
+def plot_prefix_ranking(ranking:pd.DataFrame, folder:Path|str='figures', name:str='prefix_ranking') -> pd.DataFrame:
+    "Bar chart of the min-max normalised entropy-weighted CLIP score per prefix (from `analysis.prefix_ranking`)."
+    set_style()
+    fig, ax = plt.subplots()
+    ax.barh(range(len(ranking))[::-1], ranking.ew_clip_norm, color=PALETTE[0])
+    ax.set_yticks(range(len(ranking))[::-1], ranking.index); ax.set(xlabel='normalised EW-CLIP score')
+    save_figure(fig, name, folder)
+    t = pd.DataFrame({'rank': range(1, len(ranking) + 1), 'ew_clip': ranking.ew_clip.values, 'ew_clip_norm': ranking.ew_clip_norm.values})
+    write_dat(t, Path(folder)/'data'/f'{name}.dat')
+    return t
