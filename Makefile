@@ -13,7 +13,7 @@ export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test check readme clean
+.PHONY: install demo report latex test check readme clean
 install: $(STAMP)
 
 $(STAMP): requirements.txt settings.ini setup.py
@@ -24,13 +24,34 @@ $(STAMP): requirements.txt settings.ini setup.py
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
+# data -> three models (split by prompt, and the report's split by image) -> evaluation -> analysis -> figures -> PDF.
+# Each stage skips what is already done; clip-gpt2 goes first: its tiny CLIP is the offline CLIP scorer.
+MODELS := clip-gpt2 blip vit-gpt2
+PM := $(BIN)/papermill --cwd nbs
 demo: $(STAMP)
 	mkdir -p runs
-	$(BIN)/papermill nbs/data.ipynb runs/data.ipynb --cwd nbs
-	for m in blip vit-gpt2 clip-gpt2; do $(BIN)/papermill nbs/train.ipynb runs/train-$$m.ipynb --cwd nbs -p model $$m || exit 1; done
-	@echo "demo done: see runs/, results/ and figures/"
+	$(PM) nbs/data.ipynb runs/data.ipynb
+	for s in prompt image; do for m in $(MODELS); do \
+	  $(PM) nbs/train.ipynb runs/train-$$m-$$s.ipynb -p model $$m -p split_by $$s || exit 1; done; done
+	for s in prompt image; do for m in $(MODELS); do \
+	  $(PM) nbs/evaluate.ipynb runs/evaluate-$$m-$$s.ipynb -p model $$m -p split_by $$s || exit 1; done; done
+	$(PM) nbs/analyse.ipynb runs/analyse.ipynb
+	$(MAKE) report
+	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/)"
 
-test: $(STAMP)
+# the PDF from results/ and figures/; LaTeX is installed first where apt-get can (root), else we say what to install
+report: $(STAMP) latex
+	mkdir -p runs
+	$(PM) nbs/report.ipynb runs/report.ipynb
+
+LATEX_PKGS := latexmk texlive-latex-recommended texlive-pictures texlive-fonts-recommended texlive-latex-extra
+latex:
+	@if ! command -v latexmk >/dev/null || ! command -v pdflatex >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q --no-install-recommends $(LATEX_PKGS) || (apt-get update -q && apt-get install -y -q --no-install-recommends $(LATEX_PKGS))) >/dev/null; \
+	  else echo "LaTeX is missing: install it with  sudo apt-get install --no-install-recommends $(LATEX_PKGS)  (macOS: MacTeX)"; exit 1; fi; fi
+
+test: $(STAMP) latex
 	cd nbs && $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
 

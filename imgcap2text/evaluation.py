@@ -149,13 +149,13 @@ def example_rows(df:pd.DataFrame, k:int=3, by:str='combined') -> pd.DataFrame:
     return pd.concat([s.head(k).assign(rank='best'), s.tail(k).assign(rank='worst')])
 
 def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, width:str='1.2cm') -> Path:
-    "Table 2 with each example's image saved beside it (`\\includegraphics` relative to the table's folder)."
+    "Table 2 with each example's image saved under `image_dir` (`\\includegraphics` paths relative to the table folder's parent)."
     image_dir, stem = Path(image_dir), Path(stem); image_dir.mkdir(parents=True, exist_ok=True)
     lines = [r'\begin{tabular}{lp{0.27\linewidth}p{0.27\linewidth}rrr}', r'\toprule',
              r'Image & Prompt & Caption & BLEU & BERTScore & Combined \\', r'\midrule']
     for _, r in rows.iterrows():
         f = image_dir/f"{Path(r.image).stem}.png"; images[r.image].save(f)
-        lines.append(rf'\includegraphics[width={width}]{{{f.relative_to(stem.parent).as_posix()}}} & {latex_escape(r.prompt)} & '
+        lines.append(rf'\includegraphics[width={width}]{{{f.relative_to(stem.parent.parent).as_posix()}}} & {latex_escape(r.prompt)} & '
                      rf'{latex_escape(r.caption)} & {r.bleu:.3f} & {r.bertscore:.3f} & {r.combined:.3f} \\')
     lines += [r'\bottomrule', r'\end{tabular}']
     atomic_write(stem.with_suffix('.tex'), '\n'.join(lines) + '\n')
