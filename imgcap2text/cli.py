@@ -10,7 +10,7 @@ from fastcore.script import anno_parser, bool_arg, str2bool
 from .synth import write_mini_diffusiondb
 
 # %% auto 0
-__all__ = ['COMMANDS', 'synth', 'train', 'main']
+__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -48,7 +48,23 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
     return 0
 
 # %% ../nbs/11_cli.ipynb
-COMMANDS = {'synth': synth, 'train': train}
+def caption(paths:str,                  # images, folders (recursive), globs or DiffusionDB part zips
+            model:str='blip',           # a saved captioner, a run folder, or a registry name (its default run)
+            out:str='captions.csv',     # CSV to write; rerun on it to continue
+            batch_size:int=16,
+            beams:int=None,             # 1: greedy; unset: the model's report setting
+            max_tokens:int=None,        # unset: the model's report setting
+            prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
+           ):
+    "Caption images into a CSV (resumable; unreadable inputs are listed with reasons)."
+    from imgcap2text.caption import caption_paths
+    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix)
+    print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}, {len(r['skipped'])} skipped")
+    for k, why in r['skipped']: print(f'  skipped {k}: {why}')
+    return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
+
+# %% ../nbs/11_cli.ipynb
+COMMANDS = {'synth': synth, 'train': train, 'caption': caption}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `imgcap2text` command."
@@ -58,7 +74,12 @@ def main(argv:list[str]|None=None) -> int:
         for name, f in COMMANDS.items(): print(f'  {name:10s} {f.__doc__}')
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     f = COMMANDS[argv[0]]
-    args = vars(anno_parser(f, prog=f'imgcap2text {argv[0]}').parse_args(argv[1:]))
+    parser = anno_parser(f, prog=f'imgcap2text {argv[0]}')
+    for a in parser._actions:
+        if f is caption and a.dest == 'paths': a.nargs = '+'   # several paths: argparse's nargs, which annotations cannot say
+        for o in list(a.option_strings):                        # --batch-size as well as --batch_size
+            if o.startswith('--') and '_' in o: a.option_strings.append(o.replace('_', '-')); parser._option_string_actions[o.replace('_', '-')] = a
+    args = vars(parser.parse_args(argv[1:]))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's debugging options
     return f(**args)
 

@@ -1,0 +1,120 @@
+"""The drivers as a user runs them, in order, in one scratch project: papermill with default parameters for the train
+driver (three captioners), the evaluate driver (three captioners, and a rerun that must give the same numbers), the
+analysis and the report (the PDF must build)."""
+import json, re, shutil
+import pandas as pd
+import pytest
+import papermill as pm
+from conftest import ROOT
+from imgcap2text.models import load_captioner
+from imgcap2text.generate import generate_captions
+from imgcap2text.train import prepare_splits
+from imgcap2text.synth import parse_prompt
+from imgcap2text.clip_prefix import PREFIXES
+
+
+@pytest.fixture(scope='module')
+def home(tmp_path_factory):
+    "One project home for every stage (they share the mini-DiffusionDB the first one makes)."
+    return tmp_path_factory.mktemp('home')
+
+def run_driver(name, home, monkeypatch, out=None, **parameters):
+    monkeypatch.setenv('IMGCAP2TEXT_HOME', str(home))
+    pm.execute_notebook(str(ROOT/'nbs'/f'{name}.ipynb'), str(home/(out or f'{name}.ipynb')), parameters=parameters,
+                        cwd=str(ROOT/'nbs'), progress_bar=False)
+
+
+@pytest.mark.parametrize('model', ['blip', 'vit-gpt2', 'clip-gpt2'])
+def test_train_driver_defaults(model, home, monkeypatch):
+    run_driver('train', home, monkeypatch, f'train-{model}.ipynb', model=model)
+    run = home/'runs'/f'{model}-tiny'
+    summary = json.loads((run/'summary.json').read_text())
+    # it learns: validation loss ends far below where it started (the CLIP-prefix model's fit starts from its
+    # pretrained GPT-2, so we compare with the untrained GPT-2's loss, before its language-model pretraining)
+    start = summary['pretrain']['gpt2'][0]['eval_loss'] if model == 'clip-gpt2' else summary['first_eval_loss']
+    assert summary['best_eval_loss'] < 0.5 * start, summary
+    assert summary['best_eval_loss'] <= summary['first_eval_loss']
+    assert summary['config']['model'] == model and summary['provenance']['packages']['transformers']
+    hist = json.loads((run/'history.json').read_text())
+    assert len(hist['epochs']) == summary['settings']['epochs'] + 1 and len(hist['steps']) >= len(hist['epochs'])
+    split = json.loads((run/'split.json').read_text())
+    assert split['leakage']['test_images_with_train_prompt'] == 0 and split['by'] == 'prompt'
+    assert (run/'model'/'model.safetensors').exists() and not (run/'checkpoints').exists()
+    if model == 'clip-gpt2':
+        assert summary['architecture'] == dict(mapping='linear', prefix_length=1, freeze_gpt2=False)  # the tiny preset's
+        assert summary['trainable_parameters'] < summary['parameters']           # CLIP stays frozen
+        assert (run/'model'/'clip'/'model.safetensors').exists()
+    # captions of training images read like their prompts: they describe a whole scene in the prompts' grammar,
+    # and share many words with the image's own prompt
+    cap = load_captioner(run/'model')
+    train = prepare_splits(str(home/'data'/'mini-diffusiondb'))['train'].select(range(8))
+    caps = generate_captions(cap, train['image'], progress=False)
+    words = lambda t: set(re.findall(r'[a-z]+', t.lower()))
+    overlap = [len(words(c['caption']) & words(p)) / max(len(words(c['caption'])), 1) for c, p in zip(caps, train['prompt'])]
+    scenes = [parse_prompt(c['caption']) for c in caps]
+    complete = [all((s.shape, s.colour, s.position, s.background)) for s in scenes]
+    assert sum(complete) >= 6, [c['caption'] for c in caps]
+    assert sum(overlap) / len(overlap) > 0.3, list(zip(train['prompt'], [c['caption'] for c in caps]))
+
+
+def test_unknown_model_fails_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv('IMGCAP2TEXT_HOME', str(tmp_path))
+    with pytest.raises(pm.PapermillExecutionError, match='valid choices: blip, vit-gpt2, clip-gpt2'):
+        pm.execute_notebook(str(ROOT/'nbs'/'train.ipynb'), str(tmp_path/'bad.ipynb'), parameters=dict(model='blip-2'),
+                            cwd=str(ROOT/'nbs'), progress_bar=False)
+    assert not (tmp_path/'runs').exists() and not (tmp_path/'data').exists()
+
+
+@pytest.mark.parametrize('model', ['clip-gpt2', 'blip', 'vit-gpt2'])
+def test_evaluate_driver_defaults(model, home, monkeypatch):
+    run_driver('evaluate', home, monkeypatch, f'evaluate-{model}.ipynb', model=model)
+    out = home/'results'/f'{model}-tiny'
+    m = json.loads((out/'metrics.json').read_text())
+    pred = pd.read_csv(out/'predictions.csv')
+    assert list(pred.columns) == ['image', 'prompt', 'caption', 'n_tokens', 'bleu', 'bertscore', 'combined', 'cosine', 'clip',
+                                  'ew_clip', 'clip_per_token', 'mean_entropy']
+    assert len(pred) == m['n_test'] and pred.caption.str.len().min() > 0 and pred.notna().all().all()
+    split = json.loads((home/'runs'/f'{model}-tiny'/'split.json').read_text())
+    assert set(pred.image) == set(split['splits']['test'])
+    s = m['systems']
+    # the fine-tuned model beats its untrained self and the prior by a clear margin (95% intervals apart)
+    for metric in ('combined', 'cosine', 'bertscore'):
+        assert s['fine-tuned'][metric]['lo'] > s['pre-trained'][metric]['hi'], (metric, s)
+        assert s['fine-tuned'][metric]['lo'] > s['prior'][metric]['hi'], (metric, s)
+    assert m['paired']['combined']['lo'] > 0 and m['paired']['combined']['p'] == 0
+    assert s['fine-tuned']['visible']['all'] > s['prior']['visible']['all'] + 0.1, s
+    assert s['oracle']['combined']['mean'] > s['fine-tuned']['combined']['mean']     # the ceiling is a ceiling
+    assert 'tok:13a' in m['settings']['bleu']['corpus'] and m['settings']['bertscore']['model'].endswith('all-MiniLM-L6-v2')
+    for t in ('table1', 'table2', 'baselines', 'visible'):
+        assert (out/f'{t}.tex').exists() and (out/f'{t}.md').exists()
+    assert r'\toprule' in (out/'table1.tex').read_text()
+
+
+def test_evaluation_reruns_to_the_same_numbers(home, monkeypatch):
+    out = home/'results'/'blip-tiny'
+    first = json.loads((out/'metrics.json').read_text())
+    run_driver('evaluate', home, monkeypatch, 'evaluate-blip-again.ipynb', model='blip', force=True)
+    again = json.loads((out/'metrics.json').read_text())
+    assert again['systems'] == first['systems'] and again['paired'] == first['paired']
+
+
+def test_analysis_and_report(home, monkeypatch):
+    run_driver('analyse', home, monkeypatch)
+    fig = home/'figures'
+    for f in ('prompt_lengths', 'loss_curves', 'clip_histogram', 'tokens_vs_clip', 'top_bottom_cumulative', 'prefix_matrix', 'prefix_ranking'):
+        assert (fig/f'{f}.pdf').exists(), f
+    for dat in (fig/'data').glob('*.dat'):
+        text = dat.read_text(); assert 'nan' not in text.lower() and len(text.splitlines()) > 1, dat
+    res = pd.read_csv(home/'results'/'analysis'/'results.csv')
+    assert set(res.prefix) == set(PREFIXES) and {'image', 'caption', 'n_tokens', 'clip'} <= set(res.columns)
+    regen = pd.read_csv(home/'results'/'analysis'/'regenerate.csv').set_index(['run', 'system'])['mean']
+    assert regen['blip-tiny', 'oracle'] > regen['blip-tiny', 'fine-tuned'] > regen['blip-tiny', 'prior']
+    # the report: the repository's main.tex, built in the scratch project with its generated numbers and tables
+    (home/'report').mkdir(exist_ok=True); shutil.copy(ROOT/'report'/'main.tex', home/'report'/'main.tex')
+    run_driver('report', home, monkeypatch)
+    pdf = home/'report'/'build'/'main.pdf'
+    assert pdf.exists() and pdf.stat().st_size > 50_000
+    numbers = (home/'report'/'generated'/'numbers.tex').read_text()
+    assert r'\newcommand{\BlipTinyFineCombined}' in numbers and 'nan' not in numbers.lower()
+    log = (home/'report'/'build'/'main.log').read_text(errors='replace')
+    assert 'Undefined control sequence' not in log and 'File `' not in log   # every macro and file was there
