@@ -15,11 +15,13 @@ from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
-__all__ = ['log', 'COLUMNS', 'iter_inputs', 'resolve_model', 'caption_paths']
+__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'iter_inputs', 'resolve_model', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
+CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
+
 def _zip_members(z:Path):
-    with zipfile.ZipFile(z) as zf: names = [n for n in zf.namelist() if n.lower().endswith(IMAGE_EXTS)]
+    with zipfile.ZipFile(z) as zf: names = [n for n in zf.namelist() if n.lower().endswith(CAPTION_EXTS)]
     def reader(n):
         def read():
             with zipfile.ZipFile(z) as zf: return zf.read(n)
@@ -33,7 +35,7 @@ def iter_inputs(paths:list[str]) -> tuple[list[tuple[str, callable]], list[tuple
         if p.suffix.lower() == '.zip':
             try: items.extend(_zip_members(p))
             except zipfile.BadZipFile: missing.append((str(p), 'not a readable zip'))
-        elif named or p.suffix.lower() in IMAGE_EXTS: items.append((str(p), p.read_bytes))
+        elif named or p.suffix.lower() in CAPTION_EXTS: items.append((str(p), p.read_bytes))
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
