@@ -13,7 +13,7 @@ export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo report latex test check readme clean
+.PHONY: install demo report latex bench test check readme clean
 install: $(STAMP)
 
 $(STAMP): requirements.txt settings.ini setup.py
@@ -65,6 +65,10 @@ check: $(STAMP)
 
 readme:
 	python3 tools/readme.py
+
+# speed and memory ratios (tools/benchmarks.py): a printed table and results/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python tools/benchmarks.py
 
 clean:
 	rm -rf runs results figures/*.pdf figures/*.png figures/data report/build report/generated
