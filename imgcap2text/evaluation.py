@@ -151,7 +151,7 @@ def example_rows(df:pd.DataFrame, k:int=3, by:str='combined') -> pd.DataFrame:
 def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, width:str='1.2cm') -> Path:
     "Table 2 with each example's image saved under `image_dir` (`\\includegraphics` paths relative to the table folder's parent)."
     image_dir, stem = Path(image_dir), Path(stem); image_dir.mkdir(parents=True, exist_ok=True)
-    lines = [r'\begin{tabular}{lp{0.27\linewidth}p{0.27\linewidth}rrr}', r'\toprule',
+    lines = [r'\begin{tabular}{lp{0.22\linewidth}p{0.22\linewidth}rrr}', r'\toprule',
              r'Image & Prompt & Caption & BLEU & BERTScore & Combined \\', r'\midrule']
     for _, r in rows.iterrows():
         f = image_dir/f"{Path(r.image).stem}.png"; images[r.image].save(f)
