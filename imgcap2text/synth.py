@@ -17,7 +17,7 @@ from .data import write_part, normalise_prompt
 # %% auto 0
 __all__ = ['COUNTS', 'COLOURS', 'SHAPES', 'POSITIONS', 'BACKGROUNDS', 'STYLES', 'LIGHTINGS', 'SAMPLERS', 'log', 'renderer_words',
            'prompt_stats', 'load_prompt_stats', 'Scene', 'format_prompt', 'parse_prompt', 'render', 'render_grid',
-           'PromptGrammar', 'write_mini_diffusiondb']
+           'PromptGrammar', 'write_mini_diffusiondb', 'ensure_mini_diffusiondb']
 
 # %% ../nbs/02_synth.ipynb
 COUNTS = {1: 'a', 2: 'two', 3: 'three'}
@@ -278,4 +278,12 @@ def write_mini_diffusiondb(out:Path|str,             # the folder to write (Diff
                                  'Visible in each image: count, colour, shape, position, background, style, lighting. '
                                  'Invisible: the style form and the modifiers after them.\n')
     save_json(params, out/'synth.json')
+    return out
+
+def ensure_mini_diffusiondb(out:Path|str, **params) -> Path:
+    "Write a mini-DiffusionDB at `out` unless it has images; one process at a time (parallel notebooks share it)."
+    from filelock import FileLock
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.parent/f'.{out.name}.lock')):   # a second process waits, then finds the images there
+        if not (out/'images').exists(): write_mini_diffusiondb(out, **params)
     return out

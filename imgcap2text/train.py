@@ -184,9 +184,8 @@ def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub s
     if str(source) in HUB_SUBSETS: src = source
     else:
         src = Path(source) if Path(source).is_absolute() else project_path(source)
-        if not (src/'images').exists():
-            from imgcap2text.synth import write_mini_diffusiondb
-            write_mini_diffusiondb(src, **(SYNTH_DEFAULTS | (synth or {})))
+        from imgcap2text.synth import ensure_mini_diffusiondb
+        ensure_mini_diffusiondb(src, **(SYNTH_DEFAULTS | (synth or {})))
     return split_dataset(load_diffusiondb(src, n=n, seed=seed), by=split_by, fractions=fractions, seed=seed)
 
 def run_name(model:str, preset:str, split_by:str='prompt', arch:dict|None=None) -> str:
