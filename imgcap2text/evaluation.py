@@ -224,8 +224,10 @@ def evaluate_run(model:str='blip',          # one of MODELS
     im_test, im_train = scorer.image_embeds(images), scorer.image_embeds(dsd['train']['image'])
 
     fine = load_captioner(run/'model')
-    set_seed(rc['seed'])     # the untrained model is the one training started from
-    pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
+    if (run/'initial'/'captioner.json').exists(): pre = load_captioner(run/'initial')   # the model fine-tuning started from
+    else:
+        set_seed(rc['seed'])
+        pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
     base = pd.DataFrame(dict(image=names, prompt=prompts))
     frames = {'pre-trained': (caption_frame(pre, test, batch_size=batch_size, progress=progress), len(pre.tokenizer)),
               'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer)),

@@ -226,6 +226,8 @@ def train_run(model:str='blip',          # one of MODELS
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
     pre = None
     if model == 'clip-gpt2' and preset == 'tiny': pre = pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
+    if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
+        cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before" (a tokenizer retrained in another process may differ)
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),

@@ -9,6 +9,7 @@ SHARED = ROOT.parent/'shared'
 os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
 for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE'): os.environ[k] = '1'
 os.environ.setdefault('MPLBACKEND', 'Agg')
+os.environ['PYTHONHASHSEED'] = '0'   # the notebooks' kernels: bert-score's batches (a set of sentences) in the same order every run
 
 @pytest.fixture(scope='session')
 def mini_db(tmp_path_factory):
