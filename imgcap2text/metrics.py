@@ -57,11 +57,17 @@ def bertscore_settings(preset:str='tiny') -> dict:
     return BERTSCORE_SETTINGS[preset] | dict(version=bert_score.__version__,
         hash=f"{BERTSCORE_SETTINGS[preset]['model']}_L{BERTSCORE_SETTINGS[preset]['num_layers']}_no-idf_version={bert_score.__version__}")
 
+def _nonempty(preds, refs) -> list[int]:
+    "Indices of pairs where both texts have a non-space character (an empty caption scores 0, by definition)."
+    return [i for i, (p, r) in enumerate(zip(preds, refs)) if str(p).strip() and str(r).strip()]
+
 def bertscore(preds:list[str], refs:list[str], preset:str='tiny', batch_size:int=64) -> list[float]:
-    "BERTScore F1 of each pair."
-    if not len(preds): return []
-    _, _, f1 = bert_scorer(preset).score(list(preds), list(refs), batch_size=batch_size)
-    return f1.tolist()
+    "BERTScore F1 of each pair (0 where the caption or the prompt is empty)."
+    out, keep = [0.0] * len(preds), _nonempty(preds, refs)
+    if keep:
+        _, _, f1 = bert_scorer(preset).score([preds[i] for i in keep], [refs[i] for i in keep], batch_size=batch_size)
+        for i, v in zip(keep, f1.tolist()): out[i] = v
+    return out
 
 # %% ../nbs/06_metrics.ipynb
 COMBINED_WEIGHTS = dict(bertscore=0.65, bleu=0.35)
@@ -77,11 +83,13 @@ def sentence_model():
     return SentenceTransformer(str(minilm_path()), device=get_device())
 
 def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=64) -> list[float]:
-    "Cosine similarity of each pair's all-MiniLM-L6-v2 embeddings."
-    if not len(preds): return []
-    m = sentence_model()
-    a, b = (m.encode(list(t), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True) for t in (preds, refs))
-    return (a * b).sum(1).astype(float).tolist()
+    "Cosine similarity of each pair's all-MiniLM-L6-v2 embeddings (0 where either text is empty)."
+    out, keep = [0.0] * len(preds), _nonempty(preds, refs)
+    if keep:
+        m = sentence_model()
+        a, b = (m.encode([t[i] for i in keep], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True) for t in (preds, refs))
+        for i, v in zip(keep, (a * b).sum(1).astype(float).tolist()): out[i] = v
+    return out
 
 # %% ../nbs/06_metrics.ipynb
 def text_scores(preds:list[str], refs:list[str], preset:str='tiny') -> pd.DataFrame:
