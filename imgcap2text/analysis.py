@@ -27,28 +27,30 @@ def prefix_captions(captioner,                   # a CLIP-prefix captioner
                     prefixes=PREFIXES,
                     batch_size:int=32,
                     progress:bool=True,
+                    image_embeds:torch.Tensor|None=None, # the scorer's embeddings of the images, if already computed
                    ) -> pd.DataFrame:
     "One row per (prefix, image): caption, token count, mean entropy, CLIP score, EW-CLIP, CLIP per token."
     feats = captioner.encode_images(ds['image'])      # CLIP once, reused for every prefix
-    im = scorer.image_embeds(ds['image'])
+    im = image_embeds if image_embeds is not None else scorer.image_embeds(ds['image'])
     rows = []
     for p in prefixes:
         gens = generate_captions(captioner, features=feats, prefix=p, batch_size=batch_size, progress=progress)
         caps = [g['caption'] for g in gens]
-        clip = (100 * (im * scorer.text_embeds([with_template(p, c) for c in caps])).sum(-1)).numpy()
+        clip = scorer.score_embeds(im, [with_template(p, c) for c in caps]).numpy()
         ent, n = np.array([g['mean_entropy'] for g in gens]), np.array([g['n_tokens'] for g in gens])
         rows.append(pd.DataFrame(dict(prefix=p, image=column(ds, 'image_name'), caption=caps, n_tokens=n, mean_entropy=ent,
                                       clip=clip, ew_clip=ew_clip_score(clip, ent, len(captioner.tokenizer)), clip_per_token=clip_per_token(clip, n))))
     return pd.concat(rows, ignore_index=True)
 
-def prefix_matrix(df:pd.DataFrame, images, scorer:ClipScorer, prefixes=PREFIXES) -> pd.DataFrame:
+def prefix_matrix(df:pd.DataFrame,            # `prefix_captions`' rows (its own-template scores fill the diagonal)
+                  image_embeds:torch.Tensor,     # the scorer's embeddings of the images, in `df`'s order per prefix
+                  scorer:ClipScorer, prefixes=PREFIXES) -> pd.DataFrame:
     "Mean CLIP score of captions made under prefix i (rows), scored with prefix j's template (columns)."
-    im = scorer.image_embeds(images)
     M = pd.DataFrame(index=list(prefixes), columns=list(prefixes), dtype=float)
     for i in prefixes:
-        caps = df[df.prefix == i].caption.tolist()
+        rows = df[df.prefix == i]
         for j in prefixes:
-            M.loc[i, j] = float((100 * (im * scorer.text_embeds([with_template(j, c) for c in caps])).sum(-1)).mean())
+            M.loc[i, j] = float(rows['clip'].mean() if i == j else scorer.score_embeds(image_embeds, [with_template(j, c) for c in rows.caption]).mean())
     return M
 
 def centre(M:pd.DataFrame) -> tuple[pd.DataFrame, float]:
@@ -103,9 +105,10 @@ def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixe
     run, out = Path(run), Path(out)
     test = load_run_splits(run)['test']
     cap, scorer = load_captioner(run/'model'), clip_scorer(clip)
-    df = prefix_captions(cap, test, scorer, prefixes, progress=progress)
+    im = scorer.image_embeds(test['image'])   # once, for the captions' scores and the matrix
+    df = prefix_captions(cap, test, scorer, prefixes, progress=progress, image_embeds=im)
     atomic_write(out/'results.csv', df.to_csv(index=False))
-    M = prefix_matrix(df, test['image'], scorer, prefixes); C, mean = centre(M)
+    M = prefix_matrix(df, im, scorer, prefixes); C, mean = centre(M)
     atomic_write(out/'prefix_matrix.csv', M.to_csv())
     rank = prefix_ranking(df); atomic_write(out/'prefix_ranking.csv', rank.to_csv())
     main = df[df.prefix == 'An image of'] if 'An image of' in prefixes else df[df.prefix == prefixes[0]]

@@ -15,7 +15,7 @@ from .core import require_hub
 from .models import Captioner, register, train_bpe_tokenizer, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['PREFIXES', 'ClipCaptionConfig', 'ClipCaptionModel', 'ClipGpt2Captioner']
+__all__ = ['PREFIXES', 'ClipCaptionConfig', 'ClipCaptionModel', 'clip_image_features', 'ClipGpt2Captioner']
 
 # %% ../nbs/03a_clip_prefix.ipynb
 PREFIXES = ('A picture that depicts', 'An image of', 'A realistic image of', 'This image shows', 'A detailed photo of')
@@ -86,6 +86,15 @@ def _features(out):
     "CLIP's projected embedding: transformers 5 returns it as `pooler_output`, 4.x as a tensor."
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
+@torch.no_grad()
+def clip_image_features(clip, image_processor, images, batch_size:int=64) -> torch.Tensor:
+    "CLIP's projected image embeddings, batch by batch (float32, on the CPU); the captioner and the CLIP scorer share it."
+    out = []
+    for i in range(0, len(images), batch_size):
+        pv = image_processor(images=list(images[i:i+batch_size]), return_tensors='pt')['pixel_values']
+        out.append(_features(clip.get_image_features(pixel_values=pv.to(clip.device, clip.dtype))).float().cpu())
+    return torch.cat(out)
+
 @register
 class ClipGpt2Captioner(Captioner):
     name = 'clip-gpt2'
@@ -98,14 +107,9 @@ class ClipGpt2Captioner(Captioner):
 
     def to(self, device): self.model.to(device); self.clip.to(device); return self
 
-    @torch.no_grad()
     def encode_images(self, images, batch_size:int=64) -> torch.Tensor:
         "CLIP's projected image embeddings (the frozen encoder, run once)."
-        out = []
-        for i in range(0, len(images), batch_size):
-            pv = self.image_processor(images=list(images[i:i+batch_size]), return_tensors='pt')['pixel_values']
-            out.append(_features(self.clip.get_image_features(pixel_values=pv.to(self.clip.device, self.clip.dtype))).float().cpu())
-        return torch.cat(out)
+        return clip_image_features(self.clip, self.image_processor, images, batch_size)
 
     def image_inputs(self, images) -> dict: return {'clip_embeds': self.encode_images(images)}
     def feature_inputs(self, features) -> dict:

@@ -11,8 +11,8 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'HubUnavailable',
-           'hub_offline', 'require_hub', 'atomic_write', 'save_json', 'load_json', 'sha256_text', 'package_versions',
-           'git_commit', 'provenance', 'get_logger']
+           'hub_offline', 'require_hub', 'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text',
+           'package_versions', 'git_commit', 'provenance', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -103,6 +103,10 @@ def save_json(obj, path:Path|str) -> Path:
 def load_json(path:Path|str):
     "Load a JSON file."
     return json.loads(Path(path).read_text())
+
+def done_with(path:Path|str, config:dict) -> bool:
+    "Whether `path` (a result JSON with a `config` key) exists and was made with `config`: the stage can be skipped."
+    return Path(path).exists() and load_json(path).get('config') == config
 
 def sha256_text(text:str) -> str:
     "Hex SHA-256 of a string (split manifests, configs)."

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice
+from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
 from .data import column
 from .generate import generate_captions
 from .metrics import text_metrics, ClipScorer, clip_scorer, ew_clip_score, clip_per_token, sentence_model, CLIP_PAPER
-from .synth import parse_prompt, format_prompt, Scene, STYLES
+from .synth import parse_prompt, format_prompt, Scene
 log = get_logger('imgcap2text.evaluation')
 
 # %% auto 0
@@ -43,7 +43,7 @@ def score_frame(df:pd.DataFrame,               # with prompt and caption (and n_
     out = pd.concat([df.reset_index(drop=True), scores], axis=1)
     if clip is not None:
         im = image_embeds if image_embeds is not None else clip.image_embeds(images)
-        out['clip'] = (100 * (im * clip.text_embeds(out.caption.tolist())).sum(-1)).numpy().astype(float)
+        out['clip'] = clip.score_embeds(im, out.caption.tolist()).numpy().astype(float)
         if 'n_tokens' not in out: out['n_tokens'] = [len(clip.tokenizer(c)['input_ids']) for c in out.caption]
         out['clip_per_token'] = clip_per_token(out['clip'], out['n_tokens'])
         out['ew_clip'] = ew_clip_score(out['clip'], out['mean_entropy'], vocab_size) if vocab_size and 'mean_entropy' in out else np.nan
@@ -52,19 +52,22 @@ def score_frame(df:pd.DataFrame,               # with prompt and caption (and n_
     return out, info
 
 # %% ../nbs/07_evaluation.ipynb
+def _bootstrap_means(v:np.ndarray, n_boot:int, seed:int) -> np.ndarray:
+    "Means of `n_boot` seeded resamples (with replacement) of `v`."
+    return v[np.random.default_rng(seed).integers(len(v), size=(n_boot, len(v)))].mean(1)
+
 def bootstrap_ci(values, n_boot:int=1000, seed:int=0, alpha:float=0.05) -> dict:
     "Mean and percentile bootstrap interval of `values` (NaN ignored)."
     v = np.asarray(values, float); v = v[~np.isnan(v)]
     if not len(v): return dict(mean=None, lo=None, hi=None, n=0)
-    means = v[np.random.default_rng(seed).integers(len(v), size=(n_boot, len(v)))].mean(1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    lo, hi = np.quantile(_bootstrap_means(v, n_boot, seed), [alpha / 2, 1 - alpha / 2])
     return dict(mean=float(v.mean()), lo=float(lo), hi=float(hi), n=len(v))
 
 def paired_bootstrap(before, after, n_boot:int=1000, seed:int=0, alpha:float=0.05) -> dict:
     "Mean of after − before, its interval, and the share of resamples where after does not beat before."
     d = np.asarray(after, float) - np.asarray(before, float); d = d[~np.isnan(d)]
     if not len(d): return dict(diff=None, lo=None, hi=None, p=None, n=0)
-    means = d[np.random.default_rng(seed).integers(len(d), size=(n_boot, len(d)))].mean(1)
+    means = _bootstrap_means(d, n_boot, seed)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return dict(diff=float(d.mean()), lo=float(lo), hi=float(hi), p=float((means <= 0).mean()), n=len(d))
 
@@ -201,15 +204,15 @@ def evaluate_run(model:str='blip',          # one of MODELS
                  **train_kwargs,            # for `train_run` when the run is missing (source, n, epochs, …)
                 ) -> dict:
     "Evaluate one training run against its untrained self, the baselines and the ceiling; write results/<run>/."
-    from imgcap2text.train import run_name, train_run, DEFAULT_SOURCE
+    from imgcap2text.train import run_name, train_run
     spec = check_model(model, preset); check_choice('split by', split_by, ('prompt', 'image'))
     metric_preset = check_choice('metric preset', metric_preset or preset, ('tiny', 'paper'))
-    arch = {k: v for k, v in (arch or {}).items() if v is not None}; spec.architecture(preset, **arch)
+    arch = spec.arch_overrides(preset, **(arch or {}))
     name = run_name(model, preset, split_by, arch)
     run, out = project_path('runs', name), project_path('results', name)
     config = dict(run=name, model=model, preset=preset, split_by=split_by, arch=arch, metric_preset=metric_preset, clip=clip,
                   n_boot=n_boot, n_examples=n_examples, seed=seed)
-    if not force and (out/'metrics.json').exists() and load_json(out/'metrics.json')['config'] == config:
+    if not force and done_with(out/'metrics.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to redo)')
         return load_json(out/'metrics.json')
     if not (run/'summary.json').exists():

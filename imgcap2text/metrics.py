@@ -24,9 +24,11 @@ def corpus_bleu(preds:list[str], refs:list[str]|list[list[str]]) -> dict:
     ref_sets = [list(r) for r in refs] if refs and not isinstance(refs[0], str) else [refs]
     return dict(bleu=m.corpus_score(list(preds), ref_sets).score / 100, signature=str(m.get_signature()))
 
+_SENTENCE_BLEU = BLEU(effective_order=True)   # smooth_method='exp' is sacrebleu's default
+
 def sentence_bleu(preds:list[str], refs:list[str]) -> tuple[list[float], str]:
     "Smoothed sentence BLEU (0–1) of each pair, and the signature."
-    m = BLEU(effective_order=True)   # smooth_method='exp' is sacrebleu's default
+    m = _SENTENCE_BLEU
     return [m.sentence_score(p, [r]).score / 100 for p, r in zip(preds, refs)], str(m.get_signature())
 
 # %% ../nbs/06_metrics.ipynb
@@ -104,7 +106,7 @@ def text_metrics(preds:list[str], refs:list[str], preset:str='tiny') -> tuple[pd
     df = text_scores(preds, refs, preset)
     cb = corpus_bleu(preds, refs)
     corpus = dict(corpus_bleu=cb['bleu'], corpus_combined=float(combined(df.bertscore.mean(), cb['bleu'])))
-    settings = dict(bleu=dict(corpus=cb['signature'], sentence=sentence_bleu(['a'], ['a'])[1]), bertscore=bertscore_settings(preset),
+    settings = dict(bleu=dict(corpus=cb['signature'], sentence=str(_SENTENCE_BLEU.get_signature())), bertscore=bertscore_settings(preset),
                     combined=COMBINED_WEIGHTS, cosine=dict(model=MINILM, normalised=True))
     return df, dict(corpus=corpus, settings=settings)
 
@@ -128,14 +130,10 @@ class ClipScorer:
     @property
     def device(self): return next(self.model.parameters()).device
 
-    @torch.no_grad()
     def image_embeds(self, images, batch_size:int=64) -> torch.Tensor:
-        from imgcap2text.clip_prefix import _features
-        out = []
-        for i in range(0, len(images), batch_size):
-            pv = self.image_processor(images=list(images[i:i+batch_size]), return_tensors='pt')['pixel_values'].to(self.device)
-            out.append(_features(self.model.get_image_features(pixel_values=pv)).float().cpu())
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+        "Normalised CLIP image embeddings."
+        from imgcap2text.clip_prefix import clip_image_features
+        return torch.nn.functional.normalize(clip_image_features(self.model, self.image_processor, images, batch_size), dim=-1)
 
     @torch.no_grad()
     def text_embeds(self, texts, batch_size:int=256) -> torch.Tensor:
@@ -148,9 +146,13 @@ class ClipScorer:
             out.append(_features(self.model.get_text_features(**enc)).float().cpu())
         return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
+    def score_embeds(self, image_embeds:torch.Tensor, texts) -> torch.Tensor:
+        "CLIP score of each (image, text) pair, from image embeddings already computed (`image_embeds`)."
+        return 100 * (image_embeds * self.text_embeds(texts)).sum(-1)
+
     def score(self, images, texts) -> list[float]:
         "CLIP score of each (image, text) pair."
-        return (100 * (self.image_embeds(images) * self.text_embeds(texts)).sum(-1)).tolist()
+        return self.score_embeds(self.image_embeds(images), texts).tolist()
 
     def settings(self) -> dict: return dict(model=self.name, scale=100, clamped=False)
 

@@ -39,11 +39,16 @@ class ModelSpec:
         check_choice('preset', preset, PRESETS)
         return dict(self.train, **(self.tiny_train if preset == 'tiny' else {}))
 
-    def architecture(self, preset:str, **overrides) -> dict:
-        "The preset's architecture options, `overrides` (None: keep) checked against the known names."
+    def arch_overrides(self, preset:str, **overrides) -> dict:
+        "The architecture overrides that are set (None: the preset's value), checked against the known names."
         check_choice('preset', preset, PRESETS)
-        for k in overrides: check_choice(f'{self.name} architecture option', k, tuple(self.arch))
-        return self.arch | (self.tiny_arch if preset == 'tiny' else {}) | {k: v for k, v in overrides.items() if v is not None}
+        set_ = {k: v for k, v in overrides.items() if v is not None}
+        for k in set_: check_choice(f'{self.name} architecture option', k, tuple(self.arch))
+        return set_
+
+    def architecture(self, preset:str, **overrides) -> dict:
+        "The preset's architecture options with `overrides` (None: keep)."
+        return self.arch | (self.tiny_arch if preset == 'tiny' else {}) | self.arch_overrides(preset, **overrides)
 
 MODEL_SPECS = {
     'blip': ModelSpec('blip', 'Salesforce/blip-image-captioning-base',

@@ -12,8 +12,9 @@ import matplotlib.pyplot as plt
 from .core import atomic_write
 
 # %% auto 0
-__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'set_style', 'write_dat', 'save_figure', 'plot_prompt_lengths', 'plot_loss_curves',
-           'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom', 'plot_prefix_matrix', 'plot_prefix_ranking']
+__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'set_style', 'write_dat', 'save_figure', 'plot_histogram', 'plot_prompt_lengths',
+           'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom', 'plot_prefix_matrix',
+           'plot_prefix_ranking']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -47,23 +48,29 @@ def save_figure(fig, name:str,             # file name without extension
     return out
 
 # %% ../nbs/09_plots.ipynb
+def plot_histogram(values, xlabel:str, ylabel:str, column:str, # column: the .dat name of the bin centres
+                   folder:Path|str='figures', name:str='histogram', bins:int=30, mark_median:bool=False) -> pd.DataFrame:
+    "A histogram figure and its `.dat` (bin centre, count); returns the binned counts."
+    set_style()
+    values = np.asarray(values, float)
+    counts, edges = np.histogram(values, bins=bins)
+    fig, ax = plt.subplots()
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=PALETTE[0], edgecolor='white', linewidth=0.3)
+    if mark_median:
+        ax.axvline(np.median(values), color=PALETTE[1], ls='--', lw=0.8, label=f'median {np.median(values):.0f}'); ax.legend(frameon=False)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    save_figure(fig, name, folder)
+    table = pd.DataFrame({column: (edges[:-1] + edges[1:]) / 2, 'count': counts})
+    write_dat(table, Path(folder)/'data'/f'{name}.dat')
+    return table
+
 def plot_prompt_lengths(prompts,                  # the prompts of a dataset
                         folder:Path|str='figures', # where the figure and `data/prompt_lengths.dat` go
                         name:str='prompt_lengths',
                         bins:int=30,
                        ) -> pd.DataFrame:
     "Histogram of prompt length in words (Fig. 1 of the BLIP report); returns the binned counts."
-    set_style()
-    lengths = np.array([len(str(p).split()) for p in prompts])
-    counts, edges = np.histogram(lengths, bins=bins)
-    fig, ax = plt.subplots()
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=PALETTE[0], edgecolor='white', linewidth=0.3)
-    ax.axvline(np.median(lengths), color=PALETTE[1], ls='--', lw=0.8, label=f'median {np.median(lengths):.0f}')
-    ax.set(xlabel='prompt length (words)', ylabel='prompts'); ax.legend(frameon=False)
-    save_figure(fig, name, folder)
-    table = pd.DataFrame({'length': (edges[:-1] + edges[1:]) / 2, 'count': counts})
-    write_dat(table, Path(folder)/'data'/f'{name}.dat')
-    return table
+    return plot_histogram([len(str(p).split()) for p in prompts], 'prompt length (words)', 'prompts', 'length', folder, name, bins, mark_median=True)
 
 # %% ../nbs/09_plots.ipynb
 def plot_loss_curves(histories:dict[str, dict],     # model name → a run's history.json
@@ -86,14 +93,7 @@ def plot_loss_curves(histories:dict[str, dict],     # model name → a run's his
 # %% ../nbs/09_plots.ipynb
 def plot_clip_histogram(scores, folder:Path|str='figures', name:str='clip_histogram', bins:int=20) -> pd.DataFrame:
     "Histogram of CLIP scores."
-    set_style()
-    counts, edges = np.histogram(np.asarray(scores, float), bins=bins)
-    fig, ax = plt.subplots()
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=PALETTE[0], edgecolor='white', linewidth=0.3)
-    ax.set(xlabel='CLIP score', ylabel='captions')
-    save_figure(fig, name, folder)
-    t = pd.DataFrame({'score': (edges[:-1] + edges[1:]) / 2, 'count': counts}); write_dat(t, Path(folder)/'data'/f'{name}.dat')
-    return t
+    return plot_histogram(scores, 'CLIP score', 'captions', 'score', folder, name, bins)
 
 def plot_tokens_vs_clip(n_tokens, scores, folder:Path|str='figures', name:str='tokens_vs_clip') -> pd.DataFrame:
     "Token count against CLIP score, one point per caption, with the least-squares line."

@@ -165,7 +165,7 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
 
 # %% ../nbs/04_train.ipynb
-from .core import project_path, provenance, set_seed, load_json, HubUnavailable
+from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable
 from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
 from .models import check_model, build_captioner, load_captioner
 
@@ -210,12 +210,11 @@ def train_run(model:str='blip',          # one of MODELS
     "Train one captioner end to end and write its run folder; returns the run's summary."
     spec = check_model(model, preset)                      # unknown names fail here, before any work
     check_choice('split by', split_by, ('prompt', 'image'))
-    arch = {k: v for k, v in (arch or {}).items() if v is not None}
-    spec.architecture(preset, **arch)
+    arch = spec.arch_overrides(preset, **(arch or {}))
     out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch))
     config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed, arch=arch,
                   overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum))
-    if not force and (out/'summary.json').exists() and load_json(out/'summary.json')['config'] == config:
+    if not force and done_with(out/'summary.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
         return load_json(out/'summary.json')
     if force: shutil.rmtree(out, ignore_errors=True)      # otherwise an unfinished run resumes from its checkpoints
