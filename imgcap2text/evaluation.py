@@ -15,13 +15,14 @@ from .synth import parse_prompt, format_prompt, Scene
 log = get_logger('imgcap2text.evaluation')
 
 # %% auto 0
-__all__ = ['log', 'METRICS', 'METRIC_NAMES', 'VISIBLE_PARTS', 'caption_frame', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
-           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
-           'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2',
-           'offline_clip_path', 'load_run_splits', 'default_clip', 'evaluate_run']
+__all__ = ['log', 'METRICS', 'SYSTEMS', 'METRIC_NAMES', 'VISIBLE_PARTS', 'caption_frame', 'score_frame', 'bootstrap_ci',
+           'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
+           'oracle_captions', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
+           'example_rows', 'table2', 'offline_clip_path', 'load_run_splits', 'default_clip', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
+SYSTEMS = ('prior', 'nearest neighbour', 'pre-trained', 'fine-tuned', 'oracle')   # floor to ceiling: the tables' row order
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 
@@ -253,7 +254,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in ('prior', 'nearest neighbour', 'oracle') if k in scored])
                  [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
     save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1', caption=f'Table 1: {name}, test split')
-    order = ['prior', 'nearest neighbour', 'pre-trained', 'fine-tuned', 'oracle']
+    order = SYSTEMS
     save_table(baselines_table({k: summaries[k] for k in order if k in summaries}), out/'baselines', caption=f'Baselines: {name}')
     if 'oracle' in frames:
         save_table(pd.DataFrame({k: summaries[k]['visible'] for k in order if k in summaries}).T.rename(columns=str.capitalize),

@@ -8,7 +8,7 @@ import re, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 from .core import project_path, load_json, atomic_write, get_logger
-from .evaluation import METRICS, latex_escape
+from .evaluation import METRICS, SYSTEMS, latex_escape
 log = get_logger('imgcap2text.report')
 
 # %% auto 0
@@ -68,8 +68,7 @@ def collect_numbers(results:Path|str) -> dict:
             v[('prefix', 'matrix mean')], v[('prefix', 'best')], v[('prefix', 'n images')] = p['matrix_mean'], p['best_prefix'], p['n_images']
             v[('prefix', 'corr tokens clip')] = p['corr_tokens_clip']
             for i, (pre, c) in enumerate(p['clip_mean'].items()): v[('prefix', _DIGITS[i + 1], 'clip')] = c
-        short_sys = {**short, 'nearest neighbour': 'nn'}
-        for r in an.get('regenerate', []): v[(r['run'], short_sys.get(r['system'], r['system']), 'regenerate')] = r['mean']
+        for r in an.get('regenerate', []): v[(r['run'], short.get(r['system'], r['system']), 'regenerate')] = r['mean']
     return v
 
 def write_generated(results:Path|str|None=None, out:Path|str|None=None) -> Path:
@@ -86,7 +85,7 @@ def write_generated(results:Path|str|None=None, out:Path|str|None=None) -> Path:
     if reg.exists():
         from imgcap2text.evaluation import save_table
         t = pd.read_csv(reg).pivot(index='system', columns='run', values='mean')
-        order = [s for s in ('prior', 'nearest neighbour', 'pre-trained', 'fine-tuned', 'oracle') if s in t.index]
+        order = [s for s in SYSTEMS if s in t.index]
         save_table(t.loc[order], out/'regenerate', caption='Regenerate and compare: pixel similarity')
     return out
 
