@@ -8,9 +8,9 @@ import glob, io, zipfile
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import atomic_write, get_logger, project_path
+from .core import atomic_write, get_logger, project_path, check_choice
 from .data import load_image, BadImage, IMAGE_EXTS
-from .models import load_captioner, MODELS
+from .models import load_captioner, MODELS, PRECISIONS
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
@@ -75,15 +75,17 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   beams:int|None=None,         # 1: greedy; None: the model's report setting
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
+                  precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)
                   progress:bool=True,
                  ) -> dict:
     "Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons."
+    check_choice('precision', precision, tuple(PRECISIONS))   # before reading anything
     out = Path(out)
     items, skipped = iter_inputs(paths)
     done = pd.read_csv(out, keep_default_na=False) if out.exists() and out.stat().st_size else pd.DataFrame(columns=COLUMNS)
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
-    cap = load_captioner(resolve_model(model)) if todo else None
+    cap = load_captioner(resolve_model(model), precision) if todo else None
     rows, n_new = done.to_dict('records'), 0
     bar = tqdm(total=len(todo), desc='captioning', unit='img', disable=not progress)
     for i in range(0, len(todo), batch_size):

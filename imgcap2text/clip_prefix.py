@@ -105,7 +105,7 @@ class ClipGpt2Captioner(Captioner):
         self.clip, self.train_prefixes = clip.eval(), tuple(train_prefixes)
         for p in self.clip.parameters(): p.requires_grad = False
 
-    def to(self, device): self.model.to(device); self.clip.to(device); return self
+    def parts(self): return [self.model, self.clip]
 
     def encode_images(self, images, batch_size:int=64) -> torch.Tensor:
         "CLIP's projected image embeddings (the frozen encoder, run once)."
@@ -140,9 +140,11 @@ class ClipGpt2Captioner(Captioner):
         ce = inputs['clip_embeds'].to(self.device)
         pre = torch.tensor([self._prefix_ids(prefix)] * len(ce), dtype=torch.long, device=self.device)
         embeds = m.embed(ce, pre)
-        new = m.gpt.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
+        out = m.gpt.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
                              eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id, **decoding)
-        return torch.cat([pre, new], dim=1)
+        # from embeddings, generate returns only the new tokens: put the prefix in front, as the other captioners have it
+        if isinstance(out, torch.Tensor): return torch.cat([pre, out], dim=1)
+        out.sequences = torch.cat([pre, out.sequences], dim=1); return out
 
     def token_logits(self, inputs, sequences):
         m, k = self.model, self.model.config.prefix_length

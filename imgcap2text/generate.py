@@ -45,9 +45,13 @@ def generate_captions(captioner:Captioner,       # any captioner of the registry
     for i in tqdm(range(0, len(items), batch_size), desc=f'captioning ({captioner.name})', disable=not progress or len(items) <= batch_size):
         chunk = items[i:i + batch_size]
         inputs = captioner.image_inputs(chunk) if images is not None else captioner.feature_inputs(chunk)
-        seqs = captioner.generate_sequences(inputs, prefix, do_sample=False, **dec)
-        ent = entropies_from_logits(captioner.token_logits(inputs, seqs))[:, ctx:].cpu()
+        greedy = dec.get('num_beams', 1) == 1
+        res = captioner.generate_sequences(inputs, prefix, do_sample=False, return_dict_in_generate=True, output_logits=greedy, **dec)
+        seqs = res.sequences
+        if greedy: ent = torch.stack([entropies_from_logits(l) for l in res.logits], 1).cpu()   # one step per generated token
+        else: ent = entropies_from_logits(captioner.token_logits(inputs, seqs))[:, ctx:].cpu()
         gen = seqs[:, ctx:].cpu()
+        assert gen.shape == ent.shape, (gen.shape, ent.shape)
         for g, e in zip(gen, ent):
             n = len(g)
             hits = (g == eos).nonzero()

@@ -17,7 +17,7 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from .core import check_choice, require_hub, get_logger
 
 # %% auto 0
-__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
+__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
            'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner',
            'register', 'BlipCaptioner', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
 
@@ -129,7 +129,12 @@ class Captioner:
 
     @property
     def device(self): return next(self.model.parameters()).device
-    def to(self, device): self.model.to(device); return self
+    def parts(self) -> list[torch.nn.Module]: return [self.model]   # every module that runs at inference
+    def to(self, device=None, precision:str|None=None):
+        "Move to `device` and/or cast the weights to `precision` (one of PRECISIONS): bf16 halves memory and, on GPUs and CPUs with bf16 units, time."
+        dtype = PRECISIONS[check_choice('precision', precision, tuple(PRECISIONS))] if precision else None
+        for m in self.parts(): m.to(device=device, dtype=dtype)
+        return self
     @property
     def eos_token_id(self): return self.tokenizer.eos_token_id
 
@@ -175,6 +180,8 @@ class Captioner:
 def _shift_right(logits):
     "Align next-token logits with the token they predict (the first token, given, gets zeros)."
     return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
+
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # inference weight precisions
 
 TINY_SIZES = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000)  # the tiny preset's default sizes
 
@@ -291,10 +298,14 @@ def build_captioner(model:str,                 # one of MODELS
     if model == 'clip-gpt2': import imgcap2text.clip_prefix  # registers the CLIP-prefix captioner
     return CAPTIONERS[model].build(preset, train_prompts, image_size, checkpoint, sizes, **spec.architecture(preset, **arch))
 
-def load_captioner(path:Path|str) -> Captioner:
+def load_captioner(path:Path|str,             # a folder written by `Captioner.save_pretrained`
+                   precision:str|None=None,    # cast the weights: one of PRECISIONS (None: as saved, fp32)
+                  ) -> Captioner:
     "Load a captioner saved with `save_pretrained` (which one it is, is read from `captioner.json`)."
+    if precision: check_choice('precision', precision, tuple(PRECISIONS))   # before any loading
     path = Path(path)
     if not (path/'captioner.json').exists(): raise FileNotFoundError(f'{path} is not a saved captioner (no captioner.json)')
     info = json.loads((path/'captioner.json').read_text())
     if info['name'] == 'clip-gpt2': import imgcap2text.clip_prefix
-    return CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
+    cap = CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
+    return cap.to(precision=precision) if precision else cap
