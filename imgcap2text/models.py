@@ -90,16 +90,23 @@ def train_bpe_tokenizer(texts,               # training prompts
                                    unk_token='<|endoftext|>', pad_token='<pad>')
 
 def train_wordpiece_tokenizer(texts,              # training prompts
-                              vocab_size:int=2000, # vocabulary size
+                              vocab_size:int=2000, # vocabulary size (at least the specials and characters)
                              ) -> PreTrainedTokenizerFast:
-    "A BERT-style uncased WordPiece tokenizer trained on `texts` ([CLS] text [SEP]), with BLIP's `[DEC]` bos token."
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, trainers, processors
+    """A BERT-style uncased WordPiece tokenizer for `texts` ([CLS] text [SEP]), with BLIP's `[DEC]` bos token. Its
+    vocabulary: the specials, every character (word-initial and `##` continuation), then the most frequent words
+    (ties alphabetical) up to `vocab_size`; rarer words are spelled out. Built directly because tokenizers'
+    `WordPieceTrainer` breaks ties between merges in hash order: every call gave a different vocabulary."""
+    from collections import Counter
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, processors
     specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '[DEC]']
-    tok = Tokenizer(models.WordPiece(unk_token='[UNK]'))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    norm, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    chars = sorted({c for w in counts for c in w})
+    vocab = specials + chars + ['##' + c for c in chars]
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1]
+    vocab += words[:max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token='[UNK]'))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = norm, pre, decoders.WordPiece()
     tok.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B [SEP]',
                                                        special_tokens=[('[CLS]', 2), ('[SEP]', 3)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='[PAD]', unk_token='[UNK]', cls_token='[CLS]', sep_token='[SEP]',
