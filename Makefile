@@ -68,9 +68,10 @@ check: $(STAMP)
 readme:
 	python3 tools/readme.py
 
-# speed and memory ratios (tools/benchmarks.py): a printed table and results/benchmarks.md
+# speed and memory ratios (tools/benchmarks.py): a printed table, benchmarks/results.{json,md}, then the README that shows it
 bench: $(STAMP)
 	$(BIN)/python tools/benchmarks.py
+	$(BIN)/python tools/readme.py
 
 clean:
 	rm -rf runs results figures/*.pdf figures/*.png figures/data report/build report/generated

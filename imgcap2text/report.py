@@ -8,11 +8,12 @@ import re, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 from .core import project_path, load_json, atomic_write, get_logger
-from .evaluation import METRICS, SYSTEMS, latex_escape
+from .evaluation import METRICS, SYSTEMS, latex_escape, save_table
 log = get_logger('imgcap2text.report')
 
 # %% auto 0
-__all__ = ['log', 'LATEX_HINT', 'macro_name', 'format_number', 'number_macros', 'collect_numbers', 'write_generated', 'build_pdf']
+__all__ = ['log', 'LATEX_HINT', 'macro_name', 'format_number', 'number_macros', 'collect_numbers', 'benchmarks_table',
+           'write_generated', 'build_pdf']
 
 # %% ../nbs/10_report.ipynb
 _DIGITS = 'Zero One Two Three Four Five Six Seven Eight Nine'.split()
@@ -71,10 +72,29 @@ def collect_numbers(results:Path|str) -> dict:
         for r in an.get('regenerate', []): v[(r['run'], short.get(r['system'], r['system']), 'regenerate')] = r['mean']
     return v
 
-def write_generated(results:Path|str|None=None, out:Path|str|None=None) -> Path:
-    "report/generated/: numbers.tex (every macro) and each evaluation's tables and example images."
+_TEX_SYMBOLS = {'²': '$^2$', '≤': '$\\le$', '≥': '$\\ge$', '—': '--', '`': ''}
+
+def benchmarks_table(results:Path|str) -> tuple[pd.DataFrame, str]:
+    "The table `make bench` wrote (benchmarks/results.json), ready for LaTeX, and the machine it was measured on."
+    b = load_json(results)
+    df = pd.DataFrame(b['rows']).set_index('benchmark')[['baseline', 'ours', 'ratio', 'goal']]
+    df['ratio'] = df.ratio.map(lambda r: '—' if r is None or r != r else f'{r:.1f}x')
+    df['goal'] = df.goal.str.replace('>=', '≥', regex=False)
+    tex = lambda t: ''.join(_TEX_SYMBOLS.get(c, c) for c in latex_escape(t))
+    df = df.map(tex); df.index = df.index.map(tex); df.columns = [c.capitalize() for c in df.columns]; df.index.name = None
+    return df, tex(b['machine'])
+
+def write_generated(results:Path|str|None=None, out:Path|str|None=None,
+                    benchmarks:Path|str|None=None,   # `make bench`'s results.json (default: benchmarks/results.json, if there)
+                   ) -> Path:
+    "report/generated/: numbers.tex (every macro), each evaluation's tables and example images, and the benchmarks table."
     results = Path(results or project_path('results')); out = Path(out or project_path('report', 'generated'))
     out.mkdir(parents=True, exist_ok=True)
+    bench = Path(benchmarks or project_path('benchmarks', 'results.json'))
+    if bench.exists():
+        df, machine = benchmarks_table(bench)
+        save_table(df, out/'benchmarks', escape=False, column_format='p{4.3cm}p{3.3cm}p{3.7cm}rl')
+        atomic_write(out/'benchmarks-machine.tex', machine + '\n')
     atomic_write(out/'numbers.tex', number_macros(collect_numbers(results)))
     for d in results.iterdir():
         if not (d/'metrics.json').exists(): continue
@@ -83,7 +103,6 @@ def write_generated(results:Path|str|None=None, out:Path|str|None=None) -> Path:
         if (d/'examples').exists(): shutil.copytree(d/'examples', dst/'examples', dirs_exist_ok=True)
     reg = results/'analysis'/'regenerate.csv'
     if reg.exists():
-        from imgcap2text.evaluation import save_table
         t = pd.read_csv(reg).pivot(index='system', columns='run', values='mean')
         order = [s for s in SYSTEMS if s in t.index]
         save_table(t.loc[order], out/'regenerate', caption='Regenerate and compare: pixel similarity')

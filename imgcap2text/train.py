@@ -78,7 +78,9 @@ def make_optimizer(model, lr:float, weight_decay:float, scheduler:str, steps_per
 # %% ../nbs/04_train.ipynb
 def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str,
                 epochs:int=1, lr:float=1e-3, weight_decay:float=0.0, scheduler:str='linear', batch_size:int=32,
-                grad_accum:int=1, fp16:bool=False, bf16:bool=False, seed:int=42, resume:bool=True, **trainer_kwargs) -> Trainer:
+                grad_accum:int=1, fp16:bool=False, bf16:bool=False, seed:int=42, resume:bool=True,
+                callbacks:list|None=None,   # extra `TrainerCallback`s (early stopping, timing, …)
+                **trainer_kwargs) -> Trainer:
     "Train any model with `Trainer`: eval and save every epoch, best checkpoint loaded at the end, history in `out/history.json`."
     out = Path(out); ckpts = out/'checkpoints'
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
@@ -92,7 +94,7 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
     opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs)
     history = HistoryCallback(out/'history.json')
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                      optimizers=(opt, sched), callbacks=[history])
+                      optimizers=(opt, sched), callbacks=[history] + list(callbacks or []))
     last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
     if last: log.info(f'resuming from {last}')
     start = out/'initial_eval.json'   # validation loss before any training: where the curve starts (epoch 0)
@@ -109,6 +111,7 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
         out:Path|str,          # run folder: checkpoints/, history.json, model/
         seed:int=42,
         resume:bool=True,      # continue from the last checkpoint in `out`, if any
+        callbacks:list|None=None, # extra `TrainerCallback`s
         **overrides,           # epochs, lr, batch_size, grad_accum, … over the preset's settings
        ) -> dict:
     "Fine-tune a captioner with its report's settings (preset) and save the best model to `out/model`."
@@ -118,7 +121,8 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
         train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)
     trainer = train_model(captioner.model, CaptionCollator(captioner, s['max_length']), train_ds, eval_ds, out,
                           epochs=s['epochs'], lr=s['lr'], weight_decay=s['weight_decay'], scheduler=s['scheduler'],
-                          batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume)
+                          batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume,
+                          callbacks=callbacks)
     captioner.model.eval()
     captioner.save_pretrained(Path(out)/'model')
     hist = trainer.history
@@ -226,7 +230,7 @@ def train_run(model:str='blip',          # one of MODELS
     pre = None
     if model == 'clip-gpt2' and preset == 'tiny': pre = pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
-        cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before" (a tokenizer retrained in another process may differ)
+        cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
