@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_caption.ipynb 4
 from __future__ import annotations
-import glob, io, zipfile
+import glob, io, time, zipfile
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
@@ -76,6 +76,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
                   precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)
+                  save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
     "Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons."
@@ -86,20 +87,26 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
     cap = load_captioner(resolve_model(model), precision) if todo else None
-    rows, n_new = done.to_dict('records'), 0
+    rows, n_new, saved, last_save = done.to_dict('records'), 0, len(done), time.monotonic()
+    def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one
+        nonlocal saved, last_save
+        if len(rows) > saved: atomic_write(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
+        last_save = time.monotonic()
     bar = tqdm(total=len(todo), desc='captioning', unit='img', disable=not progress)
-    for i in range(0, len(todo), batch_size):
-        keys, images = [], []
-        for k, read in todo[i:i + batch_size]:
-            try: images.append(load_image(read())); keys.append(k)
-            except (BadImage, OSError) as e: skipped.append((k, str(e)))
-        if images:
-            gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
-            rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=round(g['mean_entropy'], 6)) for k, g in zip(keys, gens)]
-            n_new += len(images)
-            atomic_write(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
-        bar.update(len(todo[i:i + batch_size]))
-    bar.close()
+    try:
+        for i in range(0, len(todo), batch_size):
+            keys, images = [], []
+            for k, read in todo[i:i + batch_size]:
+                try: images.append(load_image(read())); keys.append(k)
+                except (BadImage, OSError) as e: skipped.append((k, str(e)))
+            if images:
+                gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
+                rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=round(g['mean_entropy'], 6)) for k, g in zip(keys, gens)]
+                n_new += len(images)
+            if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
+            bar.update(len(todo[i:i + batch_size]))
+    finally:   # at the end, and on Ctrl-C or an error: keep what is done
+        save(); bar.close()
     skip_file = out.with_name(out.name + '.skipped.csv')
     if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
     elif skip_file.exists(): skip_file.unlink()
