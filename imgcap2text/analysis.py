@@ -8,7 +8,7 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 from .data import column
 from .generate import generate_captions
-from .metrics import ClipScorer, ew_clip_score, clip_per_token
+from .metrics import ClipScorer, clip_columns
 from .clip_prefix import PREFIXES
 
 # %% auto 0
@@ -36,10 +36,10 @@ def prefix_captions(captioner,                   # a CLIP-prefix captioner
     for p in prefixes:
         gens = generate_captions(captioner, features=feats, prefix=p, batch_size=batch_size, progress=progress)
         caps = [g['caption'] for g in gens]
-        clip = scorer.score_embeds(im, [with_template(p, c) for c in caps]).numpy()
         ent, n = np.array([g['mean_entropy'] for g in gens]), np.array([g['n_tokens'] for g in gens])
+        cols = clip_columns(scorer, im, [with_template(p, c) for c in caps], n, ent, len(captioner.tokenizer))
         rows.append(pd.DataFrame(dict(prefix=p, image=column(ds, 'image_name'), caption=caps, n_tokens=n, mean_entropy=ent,
-                                      clip=clip, ew_clip=ew_clip_score(clip, ent, len(captioner.tokenizer)), clip_per_token=clip_per_token(clip, n))))
+                                      clip=cols['clip'], ew_clip=cols['ew_clip'], clip_per_token=cols['clip_per_token'])))
     return pd.concat(rows, ignore_index=True)
 
 def prefix_matrix(df:pd.DataFrame,            # `prefix_captions`' rows (its own-template scores fill the diagonal)

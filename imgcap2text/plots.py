@@ -39,12 +39,14 @@ def write_dat(df:pd.DataFrame, path:Path|str) -> Path:
 
 def save_figure(fig, name:str,             # file name without extension
                 folder:Path|str='figures', # where to write
+                data:pd.DataFrame|None=None, # the plotted numbers, written as `folder/data/<name>.dat` (PGFPlots)
                ) -> list[Path]:
-    "Save `fig` as PDF and PNG under `folder`; returns the paths."
+    "Save `fig` as PDF and PNG under `folder` (and its data as `.dat`); returns the paths."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     out = [folder/f'{name}.pdf', folder/f'{name}.png']
     for p in out: fig.savefig(p)
     plt.close(fig)
+    if data is not None: out.append(write_dat(data, folder/'data'/f'{name}.dat'))
     return out
 
 # %% ../nbs/09_plots.ipynb
@@ -59,9 +61,8 @@ def plot_histogram(values, xlabel:str, ylabel:str, column:str, # column: the .da
     if mark_median:
         ax.axvline(np.median(values), color=PALETTE[1], ls='--', lw=0.8, label=f'median {np.median(values):.0f}'); ax.legend(frameon=False)
     ax.set(xlabel=xlabel, ylabel=ylabel)
-    save_figure(fig, name, folder)
     table = pd.DataFrame({column: (edges[:-1] + edges[1:]) / 2, 'count': counts})
-    write_dat(table, Path(folder)/'data'/f'{name}.dat')
+    save_figure(fig, name, folder, table)
     return table
 
 def plot_prompt_lengths(prompts,                  # the prompts of a dataset
@@ -105,7 +106,7 @@ def plot_tokens_vs_clip(n_tokens, scores, folder:Path|str='figures', name:str='t
         k, b = np.polyfit(t.tokens, t['clip'], 1); xs = np.array([t.tokens.min(), t.tokens.max()])
         ax.plot(xs, k * xs + b, color=PALETTE[1], lw=0.8, label=f'slope {k:.2f}, r = {t.corr().iloc[0, 1]:.2f}'); ax.legend(frameon=False)
     ax.set(xlabel='caption tokens', ylabel='CLIP score')
-    save_figure(fig, name, folder); write_dat(t, Path(folder)/'data'/f'{name}.dat')
+    save_figure(fig, name, folder, t)
     return t
 
 def plot_top_bottom(cum:pd.DataFrame, folder:Path|str='figures', name:str='top_bottom_cumulative') -> pd.DataFrame:
@@ -114,7 +115,7 @@ def plot_top_bottom(cum:pd.DataFrame, folder:Path|str='figures', name:str='top_b
     fig, ax = plt.subplots()
     ax.plot(cum['rank'], cum.top, label=f'top {len(cum)}'); ax.plot(cum['rank'], cum.bottom, label=f'bottom {len(cum)}')
     ax.set(xlabel='captions (ranked)', ylabel='cumulative mean CLIP score'); ax.legend(frameon=False)
-    save_figure(fig, name, folder); write_dat(cum, Path(folder)/'data'/f'{name}.dat')
+    save_figure(fig, name, folder, cum)
     return cum
 
 def plot_prefix_matrix(centred:pd.DataFrame, mean:float, folder:Path|str='figures', name:str='prefix_matrix') -> pd.DataFrame:
@@ -129,10 +130,9 @@ def plot_prefix_matrix(centred:pd.DataFrame, mean:float, folder:Path|str='figure
         for j in range(len(centred.columns)): ax.text(j, i, f'{centred.values[i, j]:+.2f}', ha='center', va='center', fontsize=6)
     ax.set(xlabel='scored with template of', ylabel='caption made under', title=f'CLIP score minus the matrix mean ({mean:.2f})')
     fig.colorbar(im, ax=ax, fraction=0.04)
-    save_figure(fig, name, folder)
     idx = {p: i for i, p in enumerate(centred.index)}
     long = pd.DataFrame([dict(row=idx[r], col=idx[c], value=centred.loc[r, c]) for r in centred.index for c in centred.columns])
-    write_dat(long, Path(folder)/'data'/f'{name}.dat')
+    save_figure(fig, name, folder, long)
     return long
 
 def plot_prefix_ranking(ranking:pd.DataFrame, folder:Path|str='figures', name:str='prefix_ranking') -> pd.DataFrame:
@@ -141,7 +141,6 @@ def plot_prefix_ranking(ranking:pd.DataFrame, folder:Path|str='figures', name:st
     fig, ax = plt.subplots()
     ax.barh(range(len(ranking))[::-1], ranking.ew_clip_norm, color=PALETTE[0])
     ax.set_yticks(range(len(ranking))[::-1], ranking.index); ax.set(xlabel='normalised EW-CLIP score')
-    save_figure(fig, name, folder)
     t = pd.DataFrame({'rank': range(1, len(ranking) + 1), 'ew_clip': ranking.ew_clip.values, 'ew_clip_norm': ranking.ew_clip_norm.values})
-    write_dat(t, Path(folder)/'data'/f'{name}.dat')
+    save_figure(fig, name, folder, t)
     return t
