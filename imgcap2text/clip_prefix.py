@@ -11,7 +11,7 @@ from torch import nn
 from transformers import (PretrainedConfig, PreTrainedModel, GPT2Config, GPT2LMHeadModel, CLIPConfig, CLIPModel,
                           AutoTokenizer)
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-from .core import require_hub
+from .core import require_hub, check_choice
 from .models import Captioner, register, train_bpe_tokenizer, MODEL_SPECS
 
 # %% auto 0
@@ -29,7 +29,7 @@ class ClipCaptionConfig(PretrainedConfig):
                  gpt2:dict|None=None,             # the GPT-2 config
                  **kwargs):
         super().__init__(**kwargs)
-        if mapping not in ('linear', 'mlp'): raise ValueError(f"unknown mapping {mapping!r}; valid choices: linear, mlp")
+        check_choice('mapping', mapping, ('linear', 'mlp'))
         self.clip_dim, self.prefix_length, self.mapping, self.freeze_gpt2 = clip_dim, prefix_length, mapping, freeze_gpt2
         self.gpt2 = gpt2 if isinstance(gpt2, dict) else (gpt2.to_dict() if gpt2 is not None else GPT2Config().to_dict())
 

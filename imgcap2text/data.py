@@ -16,8 +16,8 @@ from .core import check_choice, require_hub, HubUnavailable, save_json, sha256_t
 
 # %% auto 0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MIN_SIDE', 'log', 'HUB_REPO', 'N_PARTS_2M', 'PART_SIZE', 'HUB_SUBSETS', 'OFFLINE_HINT',
-           'FEATURES', 'SPLITS', 'part_name', 'write_part', 'BadImage', 'to_rgb', 'load_image', 'clean_prompt',
-           'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb', 'normalise_prompt', 'column',
+           'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb', 'load_image',
+           'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb', 'normalise_prompt', 'column',
            'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest', 'apply_split_manifest']
 
 # %% ../nbs/01_data.ipynb
@@ -226,13 +226,15 @@ def column(ds:Dataset, name:str) -> list:
     "One column as a Python list, without decoding any other column."
     return ds.select_columns([name]).to_pandas()[name].tolist()
 
+SPLITS_BY = ('prompt', 'image')   # how a dataset can be split: by prompt (no leak) or by image (the report's)
+
 def split_dataset(ds:Dataset,                 # the dataset to split
                   by:str='prompt',            # 'prompt': no prompt in two splits; 'image': the report's random split
                   fractions=(0.6, 0.2, 0.2),  # train, validation, test shares of the images
                   seed:int=42,                # the same seed gives the same split
                  ) -> DatasetDict:
     "Split into `train` / `validation` / `test`, by normalised prompt (default) or by image."
-    check_choice('split by', by, ('prompt', 'image'))
+    check_choice('split by', by, SPLITS_BY)
     fractions = np.asarray(fractions, dtype=float)
     if len(fractions) != 3 or (fractions < 0).any() or not np.isclose(fractions.sum(), 1):
         raise ValueError(f'fractions must be three non-negative shares summing to 1, got {tuple(fractions)}')

@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
-from .data import column
+from .data import column, SPLITS_BY
 from .generate import generate_captions
-from .metrics import text_metrics, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER
+from .metrics import text_metrics, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER, METRIC_PRESETS
 from .synth import parse_prompt, format_prompt, Scene
 log = get_logger('imgcap2text.evaluation')
 
@@ -212,8 +212,8 @@ def evaluate_run(model:str='blip',          # one of MODELS
                 ) -> dict:
     "Evaluate one training run against its untrained self, the baselines and the ceiling; write results/<run>/."
     from imgcap2text.train import run_name, train_run
-    spec = check_model(model, preset); check_choice('split by', split_by, ('prompt', 'image'))
-    metric_preset = check_choice('metric preset', metric_preset or preset, ('tiny', 'paper'))
+    spec = check_model(model, preset); check_choice('split by', split_by, SPLITS_BY)
+    metric_preset = check_choice('metric preset', metric_preset or preset, METRIC_PRESETS)
     arch = spec.arch_overrides(preset, **(arch or {}))
     name = run_name(model, preset, split_by, arch)
     run, out = project_path('runs', name), project_path('results', name)

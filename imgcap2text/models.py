@@ -35,9 +35,10 @@ class ModelSpec:
     arch:dict = field(default_factory=dict)      # architecture options of the report (CLIP-prefix: map, prefix, frozen GPT-2)
     tiny_arch:dict = field(default_factory=dict) # the offline preset's overrides
 
-    def train_settings(self, preset:str) -> dict:
+    def train_settings(self, preset:str, **overrides) -> dict:
+        "The preset's training settings with `overrides` (None: keep)."
         check_choice('preset', preset, PRESETS)
-        return dict(self.train, **(self.tiny_train if preset == 'tiny' else {}))
+        return dict(self.train, **(self.tiny_train if preset == 'tiny' else {})) | {k: v for k, v in overrides.items() if v is not None}
 
     def arch_overrides(self, preset:str, **overrides) -> dict:
         "The architecture overrides that are set (None: the preset's value), checked against the known names."

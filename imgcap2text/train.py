@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
 from .core import save_json, load_json, get_logger, check_choice
-from .data import column
+from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
@@ -115,7 +115,7 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
         **overrides,           # epochs, lr, batch_size, grad_accum, … over the preset's settings
        ) -> dict:
     "Fine-tune a captioner with its report's settings (preset) and save the best model to `out/model`."
-    s = MODEL_SPECS[captioner.name].train_settings(captioner.preset) | {k: v for k, v in overrides.items() if v is not None}
+    s = MODEL_SPECS[captioner.name].train_settings(captioner.preset, **overrides)
     train_ds, eval_ds = dsd['train'], dsd['validation']
     if captioner.cache_features:   # a frozen encoder: compute its outputs once, train only what learns
         train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)
@@ -184,7 +184,7 @@ def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub s
                    synth:dict|None=None,     # mini-DiffusionDB settings when a local `source` is missing
                   ):
     "Load (offline: first make) the dataset and split it."
-    check_choice('split by', split_by, ('prompt', 'image'))
+    check_choice('split by', split_by, SPLITS_BY)
     if str(source) in HUB_SUBSETS: src = source
     else:
         src = Path(source) if Path(source).is_absolute() else project_path(source)
@@ -213,7 +213,7 @@ def train_run(model:str='blip',          # one of MODELS
              ) -> dict:
     "Train one captioner end to end and write its run folder; returns the run's summary."
     spec = check_model(model, preset)                      # unknown names fail here, before any work
-    check_choice('split by', split_by, ('prompt', 'image'))
+    check_choice('split by', split_by, SPLITS_BY)
     arch = spec.arch_overrides(preset, **(arch or {}))
     out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch))
     config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed, arch=arch,
