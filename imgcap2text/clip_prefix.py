@@ -12,10 +12,11 @@ from transformers import (PretrainedConfig, PreTrainedModel, GPT2Config, GPT2LMH
                           AutoTokenizer)
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from .core import require_hub, check_choice
-from .models import Captioner, register, train_bpe_tokenizer, MODEL_SPECS
+from .models import Captioner, register, train_bpe_tokenizer, MODEL_SPECS, tiny_vision_config, install_conv_stem
 
 # %% auto 0
-__all__ = ['PREFIXES', 'ClipCaptionConfig', 'ClipCaptionModel', 'clip_image_features', 'ClipGpt2Captioner']
+__all__ = ['PREFIXES', 'ClipCaptionConfig', 'ClipCaptionModel', 'clip_image_features', 'CLIPWithConvStem', 'load_clip',
+           'ClipGpt2Captioner']
 
 # %% ../nbs/03a_clip_prefix.ipynb
 PREFIXES = ('A picture that depicts', 'An image of', 'A realistic image of', 'This image shows', 'A detailed photo of')
@@ -95,6 +96,18 @@ def clip_image_features(clip, image_processor, images, batch_size:int=64) -> tor
         out.append(_features(clip.get_image_features(pixel_values=pv.to(clip.device, clip.dtype))).float().cpu())
     return torch.cat(out)
 
+class CLIPWithConvStem(CLIPModel):
+    "The tiny preset's CLIP: `CLIPModel`, with a `ConvStem` when its vision config asks for one."
+    def __init__(self, config):
+        super().__init__(config)
+        install_conv_stem(self.vision_model.embeddings, 'patch_embedding', config.vision_config)
+
+def load_clip(path:str|Path):
+    "A CLIP folder or hub id: `CLIPWithConvStem` where its vision config has a stem (the tiny preset's CLIP), else `CLIPModel`."
+    from transformers import CLIPConfig
+    stem = getattr(CLIPConfig.from_pretrained(path).vision_config, 'conv_stem', None)
+    return (CLIPWithConvStem if stem else CLIPModel).from_pretrained(path)
+
 @register
 class ClipGpt2Captioner(Captioner):
     name = 'clip-gpt2'
@@ -106,6 +119,7 @@ class ClipGpt2Captioner(Captioner):
         for p in self.clip.parameters(): p.requires_grad = False
 
     def parts(self): return [self.model, self.clip]
+    def vision_tower(self): return self.clip.vision_model
 
     def encode_images(self, images, batch_size:int=64) -> torch.Tensor:
         "CLIP's projected image embeddings (the frozen encoder, run once)."
@@ -163,7 +177,7 @@ class ClipGpt2Captioner(Captioner):
         path = Path(path)
         info = json.loads((path/'captioner.json').read_text())
         return cls(ClipCaptionModel.from_pretrained(path), AutoTokenizer.from_pretrained(path),
-                   CLIPImageProcessorPil.from_pretrained(path/'clip'), CLIPModel.from_pretrained(path/'clip'), preset,
+                   CLIPImageProcessorPil.from_pretrained(path/'clip'), load_clip(path/'clip'), preset,
                    info.get('train_prefixes', ('',) + PREFIXES))
 
     @classmethod
@@ -181,9 +195,9 @@ class ClipGpt2Captioner(Captioner):
             s = cls.tiny_sizes('clip-gpt2', sizes, train_prompts, clip_dim=64)
             tok = train_bpe_tokenizer(train_prompts, s['vocab'])
             common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'])
-            clip = CLIPModel(CLIPConfig(text_config=dict(common, vocab_size=len(tok), max_position_embeddings=64, eos_token_id=tok.eos_token_id,
-                                                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id),
-                                        vision_config=dict(common, image_size=image_size, patch_size=s['patch']), projection_dim=s['clip_dim']))
+            clip = CLIPWithConvStem(CLIPConfig(text_config=dict(common, vocab_size=len(tok), max_position_embeddings=64, eos_token_id=tok.eos_token_id,
+                                                                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id),
+                                               vision_config=tiny_vision_config(s, image_size), projection_dim=s['clip_dim']))
             gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=s['hidden'], n_layer=s['layers'], n_head=s['heads'], n_positions=128,
                                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
             ip = CLIPImageProcessorPil(size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size})

@@ -118,10 +118,11 @@ class ClipScorer:
     @classmethod
     def from_pretrained(cls, path:str|Path=CLIP_PAPER):
         "A hub id (Colab) or a local CLIP folder with its image processor and tokenizer."
-        from transformers import CLIPModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+        from imgcap2text.clip_prefix import load_clip
         if not Path(path).is_dir(): require_hub(f'CLIP {path!r}', 'score with the tiny CLIP of a clip-gpt2 run (runs/clip-gpt2-tiny/model/clip)')
-        return cls(CLIPModel.from_pretrained(path), CLIPImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path), str(path))
+        return cls(load_clip(path), CLIPImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path), str(path))
 
     @property
     def device(self): return next(self.model.parameters()).device

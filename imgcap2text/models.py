@@ -4,10 +4,11 @@
 
 # %% ../nbs/03_models.ipynb 4
 from __future__ import annotations
-import json, os
+import json, os, math
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
+from torch import nn
 import transformers
 from transformers import (PreTrainedTokenizerFast, BertTokenizerFast, AutoTokenizer,
                           BlipConfig, BlipForConditionalGeneration, ViTConfig, GPT2Config, ViTModel, GPT2LMHeadModel,
@@ -19,7 +20,8 @@ from .core import check_choice, require_hub, get_logger
 # %% auto 0
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
            'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner',
-           'register', 'BlipCaptioner', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
+           'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'BlipWithConvStem', 'BlipCaptioner',
+           'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -30,7 +32,7 @@ class ModelSpec:
     name:str
     checkpoint:str                          # the paper preset's hub checkpoint
     train:dict                              # the report's training settings (paper preset)
-    tiny_train:dict                         # the offline preset's overrides
+    tiny_train:dict                         # the offline preset's overrides (vision_epochs: tagging epochs before captioning)
     generation:dict                         # decoding as the report does it
     arch:dict = field(default_factory=dict)      # architecture options of the report (CLIP-prefix: map, prefix, frozen GPT-2)
     tiny_arch:dict = field(default_factory=dict) # the offline preset's overrides
@@ -54,15 +56,15 @@ class ModelSpec:
 MODEL_SPECS = {
     'blip': ModelSpec('blip', 'Salesforce/blip-image-captioning-base',
         train=dict(epochs=10, lr=1e-4, weight_decay=1e-6, scheduler='cosine_warm_restarts', batch_size=8, grad_accum=4, max_length=128),
-        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48),
+        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, vision_epochs=15),
         generation=dict(num_beams=1, max_new_tokens=40)),
     'vit-gpt2': ModelSpec('vit-gpt2', 'nlpconnect/vit-gpt2-image-captioning',
         train=dict(epochs=6, lr=5e-5, weight_decay=0.0, scheduler='linear', batch_size=4, grad_accum=2, max_length=80, fp16=True),
-        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48),
+        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, vision_epochs=15),
         generation=dict(num_beams=4, early_stopping=True, max_new_tokens=40)),
     'clip-gpt2': ModelSpec('clip-gpt2', 'openai/clip-vit-base-patch16+gpt2',
         train=dict(epochs=10, lr=2e-4, weight_decay=0.0, scheduler='linear', batch_size=32, grad_accum=1, max_length=40),
-        tiny_train=dict(epochs=15, lr=1e-3, batch_size=32),
+        tiny_train=dict(epochs=15, lr=1e-3, batch_size=32, vision_epochs=15),
         generation=dict(num_beams=1, max_new_tokens=30),
         arch=dict(mapping='linear', prefix_length=1, freeze_gpt2=True),
         # a tiny GPT-2 trained only on prompts never learns to read a prefix; frozen, it ignores the image (see 03a)
@@ -138,6 +140,9 @@ class Captioner:
     @property
     def device(self): return next(self.model.parameters()).device
     def parts(self) -> list[torch.nn.Module]: return [self.model]   # every module that runs at inference
+    def vision_tower(self) -> torch.nn.Module:
+        "The image encoder (a ViT: `pixel_values` in, `last_hidden_state` out), pretrained by the tiny preset before captioning."
+        raise NotImplementedError
     def to(self, device=None, precision:str|None=None):
         "Move to `device` and/or cast the weights to `precision` (one of PRECISIONS): bf16 halves memory and, on GPUs and CPUs with bf16 units, time."
         dtype = PRECISIONS[check_choice('precision', precision, tuple(PRECISIONS))] if precision else None
@@ -191,16 +196,52 @@ def _shift_right(logits):
 
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}   # inference weight precisions
 
-TINY_SIZES = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000)  # the tiny preset's default sizes
+# the tiny preset's default sizes: a convolutional stem (`stem` channels at full resolution) makes `grid`×`grid`
+# image tokens; stem=None: the plain ViT patch embedding with `patch`-pixel patches (see "Why the tiny encoders have a
+# convolutional stem" below)
+TINY_SIZES = dict(hidden=128, layers=2, heads=4, patch=8, vocab=2000, stem=16, grid=4)
+
+def tiny_vision_config(s:dict, image_size:int) -> dict:
+    "A tiny ViT's config entries from the sizes `s`: width, depth, heads, patches (or stem and grid), and the usual init."
+    common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'],
+                  image_size=image_size, initializer_range=0.02)   # BLIP's vision default, 1e-10, is for fine-tuning only
+    if not s.get('stem'): return common | dict(patch_size=s['patch'])
+    if image_size % s['grid'] or (image_size // s['grid']) & (image_size // s['grid'] - 1):
+        raise ValueError(f"image_size {image_size} must be the grid {s['grid']} times a power of two")
+    return common | dict(patch_size=image_size // s['grid'], conv_stem=s['stem'])
+
+class ConvStem(nn.Sequential):
+    "In place of a ViT's patch embedding: a 3×3 convolution, BatchNorm and GELU at full resolution, then stride-2 ones to `grid`×`grid`, then a 1×1 projection."
+    def __init__(self, hidden:int, image_size:int, grid:int, width:int=16):
+        c, layers = width, [nn.Conv2d(3, width, 3, 1, 1), nn.BatchNorm2d(width), nn.GELU()]
+        for _ in range(int(math.log2(image_size // grid))):
+            layers += [nn.Conv2d(c, min(2*c, hidden), 3, 2, 1), nn.BatchNorm2d(min(2*c, hidden)), nn.GELU()]; c = min(2*c, hidden)
+        super().__init__(*layers, nn.Conv2d(c, hidden, 1))
+    @property
+    def weight(self): return self[-1].weight     # the ViT embeddings read the input dtype from here
+
+def install_conv_stem(owner:nn.Module, attr:str, vision_config):
+    "Replace `owner.attr` (a ViT patch embedding) by a `ConvStem` when `vision_config.conv_stem` is set."
+    width = getattr(vision_config, 'conv_stem', None)
+    if width: setattr(owner, attr, ConvStem(vision_config.hidden_size, vision_config.image_size,
+                                            vision_config.image_size // vision_config.patch_size, width))
 
 CAPTIONERS = {}
 def register(cls):
     CAPTIONERS[cls.name] = cls; return cls
 
 # %% ../nbs/03_models.ipynb
+class BlipWithConvStem(BlipForConditionalGeneration):
+    "The tiny preset's BLIP: `BlipForConditionalGeneration`, with a `ConvStem` when its vision config asks for one."
+    def __init__(self, config):
+        super().__init__(config)
+        install_conv_stem(self.vision_model.embeddings, 'patch_embedding', config.vision_config)
+
 @register
 class BlipCaptioner(Captioner):
     name = 'blip'
+
+    def vision_tower(self): return self.model.vision_model
 
     def text_inputs(self, texts, max_length:int=128) -> dict:
         enc = self.tokenizer(list(texts), padding='longest', truncation=True, max_length=max_length, return_tensors='pt')
@@ -232,19 +273,28 @@ class BlipCaptioner(Captioner):
         common = dict(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'], intermediate_size=2*s['hidden'])
         cfg = BlipConfig(text_config=dict(common, vocab_size=len(tok), encoder_hidden_size=s['hidden'], max_position_embeddings=256,
                                           bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id, sep_token_id=tok.sep_token_id),
-                         vision_config=dict(common, image_size=image_size, patch_size=s['patch']))
+                         vision_config=tiny_vision_config(s, image_size))
         ip = BlipImageProcessorPil(size={'height': image_size, 'width': image_size})
-        return cls(BlipForConditionalGeneration(cfg), tok, ip, preset)
+        return cls(BlipWithConvStem(cfg), tok, ip, preset)
 
     @classmethod
     def from_pretrained(cls, path, preset='tiny'):
-        return cls(BlipForConditionalGeneration.from_pretrained(path), AutoTokenizer.from_pretrained(path),
+        model_class = BlipWithConvStem if preset == 'tiny' else BlipForConditionalGeneration   # the paper's class, unchanged
+        return cls(model_class.from_pretrained(path), AutoTokenizer.from_pretrained(path),
                    BlipImageProcessorPil.from_pretrained(path), preset)   # PIL class: no torchvision, same preprocessing
 
 # %% ../nbs/03_models.ipynb
+class VisionEncoderDecoderWithConvStem(VisionEncoderDecoderModel):
+    "The tiny preset's ViT-GPT2: `VisionEncoderDecoderModel`, with a `ConvStem` when its encoder config asks for one."
+    def __init__(self, config=None, encoder=None, decoder=None):
+        super().__init__(config, encoder, decoder)
+        install_conv_stem(self.encoder.embeddings.patch_embeddings, 'projection', self.config.encoder)
+
 @register
 class VitGpt2Captioner(Captioner):
     name = 'vit-gpt2'
+
+    def vision_tower(self): return self.model.encoder
 
     def text_inputs(self, texts, max_length:int=80) -> dict:
         eos = self.tokenizer.eos_token
@@ -271,17 +321,17 @@ class VitGpt2Captioner(Captioner):
         if preset == 'paper': return cls.from_checkpoint(checkpoint)
         s = cls.tiny_sizes('vit-gpt2', sizes, train_prompts)
         tok = train_bpe_tokenizer(train_prompts, s['vocab'])
-        enc = ViTModel(ViTConfig(hidden_size=s['hidden'], num_hidden_layers=s['layers'], num_attention_heads=s['heads'],
-                                 intermediate_size=2*s['hidden'], image_size=image_size, patch_size=s['patch']), add_pooling_layer=False)
+        enc = ViTModel(ViTConfig(**tiny_vision_config(s, image_size)), add_pooling_layer=False)
         dec = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=s['hidden'], n_layer=s['layers'], n_head=s['heads'], n_positions=128,
                                          add_cross_attention=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
-        model = VisionEncoderDecoderModel(encoder=enc, decoder=dec)
+        model = VisionEncoderDecoderWithConvStem(encoder=enc, decoder=dec)
         _set_special_ids(model, tok)
         return cls(model, tok, ViTImageProcessorPil(size={'height': image_size, 'width': image_size}), preset)
 
     @classmethod
     def from_pretrained(cls, path, preset='tiny'):
-        model, tok = VisionEncoderDecoderModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+        model_class = VisionEncoderDecoderWithConvStem if preset == 'tiny' else VisionEncoderDecoderModel   # the paper's class, unchanged
+        model, tok = model_class.from_pretrained(path), AutoTokenizer.from_pretrained(path)
         if tok.pad_token is None: tok.pad_token = tok.eos_token     # nlpconnect's GPT-2 tokenizer has none
         _set_special_ids(model, tok)
         return cls(model, tok, ViTImageProcessorPil.from_pretrained(path), preset)

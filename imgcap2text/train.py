@@ -4,10 +4,11 @@
 
 # %% ../nbs/04_train.ipynb 4
 from __future__ import annotations
-import math, shutil
+import math, shutil, re
 from pathlib import Path
 import numpy as np
 import torch
+from torch import nn
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
@@ -18,7 +19,8 @@ from .models import Captioner, MODEL_SPECS
 # %% auto 0
 __all__ = ['log', 'SCHEDULERS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features', 'loss_history',
            'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator',
-           'pretrain_frozen_parts', 'prepare_splits', 'run_name', 'train_run']
+           'pretrain_frozen_parts', 'tag_vocabulary', 'TagCollator', 'VisionTagger', 'pretrain_vision',
+           'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -169,6 +171,50 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
 
 # %% ../nbs/04_train.ipynb
+def tag_vocabulary(prompts, min_count:int=5) -> list[str]:
+    "The words (lower-case letters) that occur in at least `min_count` of `prompts`, sorted: the tagging targets."
+    from collections import Counter
+    counts = Counter(w for p in prompts for w in set(re.findall(r'[a-z]+', str(p).lower())))
+    return sorted(w for w, n in counts.items() if n >= min_count)
+
+class TagCollator:
+    "Images and the multi-hot vector of their prompt's words."
+    def __init__(self, image_processor, vocab:list[str]): self.ip, self.index = image_processor, {w: i for i, w in enumerate(vocab)}
+    def __call__(self, rows):
+        labels = torch.zeros(len(rows), len(self.index))
+        for i, r in enumerate(rows):
+            for w in set(re.findall(r'[a-z]+', r['prompt'].lower())):
+                if w in self.index: labels[i, self.index[w]] = 1
+        return dict(pixel_values=self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values'], labels=labels)
+
+class VisionTagger(nn.Module):
+    "A vision tower and a linear head on all its output tokens that predicts which words the prompt contains."
+    def __init__(self, vision:nn.Module, n_tokens:int, hidden:int, n_tags:int, dropout:float=0.2):
+        super().__init__()
+        self.vision, self.head = vision, nn.Sequential(nn.Dropout(dropout), nn.Linear(n_tokens * hidden, n_tags))
+    def forward(self, pixel_values, labels=None):
+        logits = self.head(self.vision(pixel_values=pixel_values).last_hidden_state.flatten(1))
+        return dict(loss=nn.functional.binary_cross_entropy_with_logits(logits, labels), logits=logits) if labels is not None else dict(logits=logits)
+
+def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
+                    epochs:int=15,       # tagging epochs
+                    lr:float=2e-3,
+                    batch_size:int=64,
+                    min_count:int=5,     # a word is a tag if at least this many training prompts have it
+                    seed:int=42) -> dict:
+    "Tiny preset: train the captioner's vision tower to tag its images with their prompts' words; returns the history."
+    vocab = tag_vocabulary(column(dsd['train'], 'prompt'), min_count)
+    vision = captioner.vision_tower()
+    pv = captioner.image_processor(images=[dsd['train'][0]['image']], return_tensors='pt')['pixel_values']
+    with torch.no_grad(): n_tokens, hidden = vision(pixel_values=pv).last_hidden_state.shape[1:]
+    for p in vision.parameters(): p.requires_grad = True
+    tagger = VisionTagger(vision, n_tokens, hidden, len(vocab)).train()
+    data = lambda d: d.select_columns(['image', 'prompt'])
+    tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
+                     epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', batch_size=batch_size, seed=seed)
+    return dict(tags=len(vocab), min_count=min_count, history=tr.history)
+
+# %% ../nbs/04_train.ipynb
 from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable
 from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
 from .models import check_model, build_captioner, load_captioner
@@ -227,15 +273,17 @@ def train_run(model:str='blip',          # one of MODELS
     out.mkdir(parents=True, exist_ok=True)
     save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
-    pre = None
-    if model == 'clip-gpt2' and preset == 'tiny': pre = pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
+    pre, vision_epochs = {}, spec.train_settings(preset).get('vision_epochs')
+    if vision_epochs: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', epochs=vision_epochs, seed=seed)
+    if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
-                   pretrain={k: v['epochs'] for k, v in pre.items()} if pre else None, provenance=provenance(config))
+                   pretrain={k: v['history']['epochs'] if k == 'vision' else v['epochs'] for k, v in pre.items()} or None,
+                   vision_tags=pre['vision']['tags'] if 'vision' in pre else None, provenance=provenance(config))
     save_json(summary, out/'summary.json')
     for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
     return summary
