@@ -7,15 +7,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from fastcore.script import anno_parser, bool_arg, str2bool
-from .synth import write_mini_diffusiondb
+from .synth import write_mini_diffusiondb, IMAGES_PER_PROMPT_2M
 
 # %% auto 0
 __all__ = ['COMMANDS', 'synth', 'train', 'caption', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
-          prompts:int=400,           # distinct prompts
-          images_per_prompt:int=3,   # images (seeds) per prompt
+          prompts:int=2500,          # distinct prompts
+          images_per_prompt:float=IMAGES_PER_PROMPT_2M, # images per prompt: a whole number for exactly that many, else their mean (DiffusionDB 2M: 1.33)
           seed:int=0,                # the dataset is a function of this seed
           size:int=64,               # image width and height in pixels
           part_size:int=1000,        # images per part zip
@@ -23,7 +23,7 @@ def synth(out:str,                   # folder to write, in DiffusionDB's layout
          ):
     "Write a synthetic mini-DiffusionDB that `load_diffusiondb` reads unchanged."
     path = write_mini_diffusiondb(out, prompts, images_per_prompt, seed, size, part_size, force)
-    print(f'{path}: {prompts} prompts x {images_per_prompt} images')
+    print(f'{path}: {prompts} prompts, {images_per_prompt:g} images per prompt' + ('' if float(images_per_prompt).is_integer() else ' on average'))
     return 0
 
 # %% ../nbs/11_cli.ipynb

@@ -169,8 +169,9 @@ class ClipGpt2Captioner(Captioner):
         path = super().save_pretrained(path)
         # clip/ is a complete CLIP folder (model, image processor, tokenizer): the offline CLIP scorer loads it as it is
         for part in (self.clip, self.image_processor, self.tokenizer): part.save_pretrained(path/'clip')
-        (path/'captioner.json').write_text(json.dumps({'name': self.name, 'preset': self.preset, 'train_prefixes': list(self.train_prefixes)}, indent=1))
         return path
+
+    def info(self): return super().info() | {'train_prefixes': list(self.train_prefixes)}
 
     @classmethod
     def from_pretrained(cls, path, preset='tiny'):

@@ -5,21 +5,24 @@
 # %% ../nbs/07_evaluation.ipynb 4
 from __future__ import annotations
 from collections import Counter
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
 from .data import column, SPLITS_BY
 from .generate import generate_captions
-from .metrics import text_metrics, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER, METRIC_PRESETS
-from .synth import parse_prompt, format_prompt, Scene
+from .metrics import text_metrics, text_scores, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER, METRIC_PRESETS
+from .synth import parse_prompt, format_prompt, Scene, visible_parts, PART_VALUES
 log = get_logger('imgcap2text.evaluation')
+VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
-__all__ = ['log', 'METRICS', 'SYSTEMS', 'METRIC_NAMES', 'VISIBLE_PARTS', 'caption_frame', 'score_frame', 'bootstrap_ci',
-           'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
-           'oracle_captions', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
-           'example_rows', 'table2', 'offline_clip_path', 'load_run_splits', 'default_clip', 'evaluate_run']
+__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'METRIC_NAMES', 'DECODING_CANDIDATES', 'caption_frame', 'score_frame',
+           'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
+           'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1',
+           'baselines_table', 'example_rows', 'table2', 'choose_decoding', 'offline_clip_path', 'load_run_splits',
+           'default_clip', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -97,22 +100,40 @@ def split_prompt(prompt:str) -> tuple[Scene, str, list[str]]|None:
         if prompt.startswith(head + ', '): return sc, form, prompt[len(head) + 2:].split(', ')
     return None
 
-def oracle_captions(prompts:list[str], train_prompts:list[str]) -> list[str|None]:
-    "Every visible part right, the invisible ones the most common in training (None where a prompt is not synthetic)."
+def oracle_captions(prompts:list[str], train_prompts:list[str],
+                    visible:list[dict|None]|None=None, # per prompt, which parts its image shows (`image_visibility`); None: all
+                   ) -> list[str|None]:
+    "Every part the image shows right; each part it does not show, and the invisible words, the most common in training (None where a prompt is not synthetic)."
     parts = [p for p in map(split_prompt, train_prompts) if p]
     if not parts: return [None] * len(prompts)
     form = Counter(f for _, f, _ in parts).most_common(1)[0][0]
     mods = list(Counter(tuple(m) for _, _, m in parts).most_common(1)[0][0])
-    return [format_prompt(s[0], form, mods) if (s := split_prompt(p)) else None for p in prompts]
+    likely = {a: Counter(getattr(s, a) for s, _, _ in parts).most_common(1)[0][0] for a in VISIBLE_PARTS}
+    out = []
+    for i, p in enumerate(prompts):
+        s = split_prompt(p)
+        if s is None: out.append(None); continue
+        hidden = [a for a, v in ((visible or [None] * len(prompts))[i] or {}).items() if not v]
+        out.append(format_prompt(replace(s[0], **{a: likely[a] for a in hidden}), form, mods))
+    return out
+
+def image_visibility(ds) -> list[dict|None]:
+    "For each image of a mini-DiffusionDB split (prompt, seed, cfg, step, width), which parts it shows (`visible_parts`); None where a prompt is not synthetic."
+    return [visible_parts(r['prompt'], r['seed'], r['width'], r['cfg'], r['step']) if split_prompt(r['prompt']) else None
+            for r in ds.select_columns(['prompt', 'seed', 'cfg', 'step', 'width'])]
 
 # %% ../nbs/07_evaluation.ipynb
-VISIBLE_PARTS = ('count', 'colour', 'shape', 'position', 'background', 'style', 'lighting')
-
-def visible_accuracy(captions:list[str], prompts:list[str]) -> dict:
-    "Per visible part, the share of captions that state it as the prompt does (missing in both counts as right)."
+def visible_accuracy(captions:list[str], prompts:list[str],
+                     visible:list[dict|None]|None=None, # per image, which parts it shows (`image_visibility`); None: count every part
+                    ) -> dict:
+    "Per part, the share of captions that state it as the prompt does (missing in both counts as right), over the images that show that part."
     cs, ps = [parse_prompt(c) for c in captions], [parse_prompt(p) for p in prompts]
-    acc = {a: float(np.mean([getattr(c, a) == getattr(p, a) for c, p in zip(cs, ps)])) for a in VISIBLE_PARTS}
-    return acc | {'all': float(np.mean(list(acc.values())))}
+    vis = visible or [None] * len(prompts)
+    acc = {}
+    for a in VISIBLE_PARTS:
+        hits = [getattr(c, a) == getattr(p, a) for c, p, v in zip(cs, ps, vis) if v is None or v.get(a, True)]
+        acc[a] = float(np.mean(hits)) if hits else float('nan')
+    return acc | {'all': float(np.nanmean(list(acc.values())))}
 
 # %% ../nbs/07_evaluation.ipynb
 _LATEX = {'\\': r'\textbackslash{}', '&': r'\&', '%': r'\%', '$': r'\$', '#': r'\#', '_': r'\_', '{': r'\{', '}': r'\}',
@@ -148,9 +169,11 @@ def baselines_table(summaries:dict[str, dict], ceiling:str|None='oracle', metric
     return df
 
 def example_rows(df:pd.DataFrame, k:int=3, by:str='combined') -> pd.DataFrame:
-    "The k best and k worst captions by `by` (Table 2)."
+    "The k best and k worst captions by `by` (Table 2), each of a different prompt (one prompt's images often share a caption)."
     s = df.sort_values(by, ascending=False, kind='stable')
-    return pd.concat([s.head(k).assign(rank='best'), s.tail(k).assign(rank='worst')])
+    best = s.drop_duplicates('prompt', keep='first').head(k)
+    worst = s[~s.prompt.isin(best.prompt)].drop_duplicates('prompt', keep='last').tail(k)
+    return pd.concat([best.assign(rank='best'), worst.assign(rank='worst')])
 
 def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, width:str='1.2cm') -> Path:
     "Table 2 with each example's image saved under `image_dir` (`\\includegraphics` paths relative to the table folder's parent)."
@@ -166,6 +189,27 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
     md = rows[['rank', 'image', 'prompt', 'caption', 'bleu', 'bertscore', 'combined']]
     atomic_write(stem.with_suffix('.md'), md.to_markdown(index=False, floatfmt='.3f') + '\n')
     return stem.with_suffix('.tex')
+
+# %% ../nbs/07_evaluation.ipynb
+DECODING_CANDIDATES = (dict(num_beams=1), dict(num_beams=1, no_repeat_ngram_size=3), dict(num_beams=1, repetition_penalty=1.3),
+                       dict(num_beams=4, early_stopping=True, no_repeat_ngram_size=3))
+
+def choose_decoding(captioner, ds,                 # a captioner and its validation split (image, prompt)
+                    candidates=DECODING_CANDIDATES, # decodings to try (over the report's)
+                    n:int=128,                     # validation images to caption
+                    metric_preset:str='tiny',      # BERTScore model of the Combined score
+                    batch_size:int=32) -> dict:
+    "The candidate decoding with the best mean Combined score on up to `n` validation images, and every candidate's score."
+    sub = ds.select(range(min(n, len(ds))))
+    images, prompts, scores = sub['image'], column(sub, 'prompt'), []
+    saved, captioner.decoding = captioner.decoding, None    # each candidate over the report's decoding alone
+    try:
+        for cand in candidates:
+            caps = [g['caption'] for g in generate_captions(captioner, images, batch_size=batch_size, progress=False, **cand)]
+            scores.append(float(text_scores(caps, prompts, metric_preset).combined.mean()))
+    finally: captioner.decoding = saved
+    best = int(np.argmax(scores))
+    return dict(best=dict(candidates[best]), candidates=[dict(c, combined=s) for c, s in zip(candidates, scores)], n=len(sub), metric='combined')
 
 # %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner
@@ -243,13 +287,14 @@ def evaluate_run(model:str='blip',          # one of MODELS
               'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer)),
               'prior': (base.assign(caption=prior_prompt(train_prompts)), None),
               'nearest neighbour': (base.assign(caption=nearest_neighbour_prompts(im_train, train_prompts, im_test)), None)}
-    oracle = oracle_captions(prompts, train_prompts)
+    visible = image_visibility(test)   # which parts each test image really shows
+    oracle = oracle_captions(prompts, train_prompts, visible)
     if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
     scored, summaries, settings = {}, {}, None
     for k, (df, vocab) in frames.items():
         scored[k], info = score_frame(df, images, scorer, vocab, metric_preset, image_embeds=im_test)
         summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
-        if 'oracle' in frames: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts)
+        if 'oracle' in frames: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
               for m in METRICS if m in scored['fine-tuned']}
 
@@ -267,6 +312,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
     result = dict(config=config, run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
                   settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']),
-                  systems=summaries, paired=paired, settings=settings, provenance=provenance(config))
+                  systems=summaries, paired=paired, settings=settings, provenance=provenance(config),
+                  shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if any(visible) else None)
     save_json(result, out/'metrics.json')
     return result

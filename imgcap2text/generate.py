@@ -20,8 +20,8 @@ def entropies_from_logits(logits:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/05_generate.ipynb
 def decoding_settings(captioner:Captioner, **overrides) -> dict:
-    "The report's decoding for this captioner (beam 4 with early stopping for ViT-GPT2, greedy otherwise), with overrides."
-    d = dict(MODEL_SPECS[captioner.name].generation) | {k: v for k, v in overrides.items() if v is not None}
+    "The report's decoding for this captioner (beam 4 with early stopping for ViT-GPT2, greedy otherwise), then the one chosen on validation (`captioner.decoding`), then `overrides`."
+    d = dict(MODEL_SPECS[captioner.name].generation) | (captioner.decoding or {}) | {k: v for k, v in overrides.items() if v is not None}
     if d.get('num_beams', 1) == 1: d.pop('early_stopping', None)
     return d
 
@@ -35,11 +35,12 @@ def generate_captions(captioner:Captioner,       # any captioner of the registry
                       early_stopping:bool|None=None,
                       prefix:str|None=None,      # a text prompt the caption continues ("An image of")
                       progress:bool=True,
+                      **decoding,                # more of `generate`'s settings: no_repeat_ngram_size, repetition_penalty, …
                      ) -> list[dict]:
     "Captions with their token count and per-token entropies (nats), batched."
     if (images is None) == (features is None): raise ValueError('pass exactly one of images or features')
     items = list(images if images is not None else features)
-    dec = decoding_settings(captioner, num_beams=num_beams, max_new_tokens=max_new_tokens, early_stopping=early_stopping)
+    dec = decoding_settings(captioner, num_beams=num_beams, max_new_tokens=max_new_tokens, early_stopping=early_stopping, **decoding)
     captioner.model.eval()
     ctx, eos, out = captioner.n_context(prefix), captioner.eos_token_id, []
     for i in tqdm(range(0, len(items), batch_size), desc=f'captioning ({captioner.name})', disable=not progress or len(items) <= batch_size):

@@ -133,6 +133,7 @@ class Captioner:
     "A captioning model with its tokenizer and image processor, saved and loaded as one folder."
     name = None            # registry name
     cache_features = False # True when a frozen encoder's outputs are computed once and cached (ClipCap)
+    decoding = None        # decoding chosen on validation (`choose_decoding`), over the report's; saved with the model
 
     def __init__(self, model, tokenizer, image_processor, preset:str='tiny'):
         self.model, self.tokenizer, self.image_processor, self.preset = model, tokenizer, image_processor, preset
@@ -176,8 +177,12 @@ class Captioner:
     def save_pretrained(self, path:Path|str):
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path); self.tokenizer.save_pretrained(path); self.image_processor.save_pretrained(path)
-        (path/'captioner.json').write_text(json.dumps({'name': self.name, 'preset': self.preset}, indent=1))
+        (path/'captioner.json').write_text(json.dumps(self.info(), indent=1))
         return path
+
+    def info(self) -> dict:
+        "What `captioner.json` records: which captioner, its preset, the decoding chosen on validation."
+        return {'name': self.name, 'preset': self.preset, 'decoding': self.decoding}
 
     @classmethod
     def from_pretrained(cls, path:Path|str, preset:str='tiny'):
@@ -366,4 +371,5 @@ def load_captioner(path:Path|str,             # a folder written by `Captioner.s
     info = json.loads((path/'captioner.json').read_text())
     if info['name'] == 'clip-gpt2': import imgcap2text.clip_prefix
     cap = CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
+    cap.decoding = info.get('decoding')
     return cap.to(precision=precision) if precision else cap

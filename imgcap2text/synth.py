@@ -5,7 +5,7 @@
 # %% ../nbs/02_synth.ipynb 4
 from __future__ import annotations
 import io, re, json, uuid, hashlib
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from importlib import resources
 import numpy as np
@@ -15,9 +15,10 @@ from .core import save_json, load_json, get_logger
 from .data import write_part, normalise_prompt
 
 # %% auto 0
-__all__ = ['COUNTS', 'COLOURS', 'SHAPES', 'POSITIONS', 'BACKGROUNDS', 'STYLES', 'LIGHTINGS', 'SAMPLERS', 'log', 'renderer_words',
-           'prompt_stats', 'load_prompt_stats', 'Scene', 'format_prompt', 'parse_prompt', 'render', 'render_grid',
-           'PromptGrammar', 'write_mini_diffusiondb', 'ensure_mini_diffusiondb']
+__all__ = ['COUNTS', 'COLOURS', 'SHAPES', 'POSITIONS', 'BACKGROUNDS', 'STYLES', 'LIGHTINGS', 'SAMPLERS', 'PART_VALUES', 'log',
+           'IMAGES_PER_PROMPT_2M', 'renderer_words', 'prompt_stats', 'load_prompt_stats', 'Scene', 'format_prompt',
+           'parse_prompt', 'noise_sigma', 'render', 'visible_parts', 'render_grid', 'PromptGrammar',
+           'images_per_prompt_counts', 'write_mini_diffusiondb', 'ensure_mini_diffusiondb']
 
 # %% ../nbs/02_synth.ipynb
 COUNTS = {1: 'a', 2: 'two', 3: 'three'}
@@ -135,11 +136,16 @@ def _layout(scene, S, rng):
     vertical = scene.position in ('on the left', 'on the right')
     return [(cx, cy + o) if vertical else (cx + o, cy) for o in offs], r
 
+def noise_sigma(style:str|None, steps:int=50) -> float:
+    "The standard deviation (grey levels) of the sampling noise `render` adds: some styles are grainier, fewer steps noisier."
+    return {'photo': 5, 'watercolor': 4, 'pencil sketch': 6}.get(style, 2) + max(0, 30 - steps) / 3
+
 def render(prompt:str|Scene,    # any prompt text (or a parsed scene)
            seed:int=0,          # the image's seed: same prompt and seed, same image
            size:int=64,         # output width and height
            cfg:float=7.5,       # classifier-free guidance scale: higher, more contrast
            steps:int=50,        # sampling steps: fewer, more noise
+           noise:bool=True,     # False: without the sampling noise (to tell what a prompt's words change, see `visible_parts`)
           ) -> Image.Image:
     "Render a prompt as an RGB image, deterministically."
     scene = parse_prompt(prompt) if isinstance(prompt, str) else prompt
@@ -189,10 +195,35 @@ def render(prompt:str|Scene,    # any prompt text (or a parsed scene)
     elif scene.lighting == 'foggy':
         a = a * 0.5 + 200 * 0.5
     a = (a - 128) * (0.85 + 0.02 * cfg) + 128                     # CFG: contrast
-    sigma = {'photo': 5, 'watercolor': 4, 'pencil sketch': 6}.get(style, 2) + max(0, 30 - steps) / 3
+    sigma = noise_sigma(style, steps)
     if style == 'watercolor': a *= 1 + 0.05 * np.asarray(Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).resize((size, size), Image.BICUBIC), float)[..., None] / 255
-    a = a + rng.normal(0, sigma, a.shape)
+    if noise: a = a + rng.normal(0, sigma, a.shape)
     return Image.fromarray(a.clip(0, 255).round().astype(np.uint8))
+
+# %% ../nbs/02_synth.ipynb
+PART_VALUES = dict(count=tuple(COUNTS), colour=tuple(COLOURS), shape=SHAPES, position=tuple(POSITIONS), background=tuple(BACKGROUNDS),
+                   style=tuple(STYLES), lighting=(None, *LIGHTINGS))   # every value each visible part can take
+
+def _block_change(a:np.ndarray, b:np.ndarray, block:int=4) -> float:
+    "The largest mean absolute difference over `block`×`block` pixel blocks (all channels) between two images."
+    d = np.abs(a.astype(float) - b.astype(float)).mean(-1)
+    h, w = (d.shape[0] // block) * block, (d.shape[1] // block) * block
+    return float(d[:h, :w].reshape(h // block, block, w // block, block).mean((1, 3)).max())
+
+def visible_parts(prompt:str|Scene, # the image's prompt (or its scene)
+                  seed:int=0, size:int=64, cfg:float=7.5, steps:int=50, # as the image was rendered
+                 ) -> dict[str, bool]:
+    "For each part of the scene: whether this image tells its value apart from every other value of that part."
+    scene = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+    base = np.asarray(render(scene, seed, size, cfg, steps, noise=False))
+    threshold = noise_sigma(scene.style, steps)
+    out = {}
+    for part, values in PART_VALUES.items():
+        if getattr(scene, part) is None and part != 'lighting': out[part] = False; continue
+        others = [v for v in values if v != getattr(scene, part)]
+        out[part] = all(_block_change(base, np.asarray(render(replace(scene, **{part: v}), seed, size, cfg, steps, noise=False))) > threshold
+                        for v in others)
+    return out
 
 # %% ../nbs/02_synth.ipynb
 def render_grid(prompts, seeds=None, size:int=96, cols:int=5) -> Image.Image:
@@ -235,9 +266,18 @@ class PromptGrammar:
 # %% ../nbs/02_synth.ipynb
 log = get_logger('imgcap2text.synth')
 
+# DiffusionDB 2M: 2,000,000 images of about 1.5M distinct prompts: most prompts made one image, some several
+IMAGES_PER_PROMPT_2M = 2_000_000 / 1_500_000
+
+def images_per_prompt_counts(n_prompts:int, images_per_prompt:float=IMAGES_PER_PROMPT_2M, seed:int=0) -> list[int]:
+    "Images for each prompt: `images_per_prompt` each if it is whole, else 1 + a geometric number with that mean (DiffusionDB's shape)."
+    if images_per_prompt < 1: raise ValueError(f'images_per_prompt must be at least 1, got {images_per_prompt}')
+    if float(images_per_prompt).is_integer(): return [int(images_per_prompt)] * n_prompts
+    return np.random.default_rng([seed, 7]).geometric(1 / images_per_prompt, n_prompts).tolist()   # mean 1/p, support 1, 2, …
+
 def write_mini_diffusiondb(out:Path|str,             # the folder to write (DiffusionDB's layout)
                            n_prompts:int=400,        # distinct prompts
-                           images_per_prompt:int=3,  # images (seeds) per prompt
+                           images_per_prompt:float=IMAGES_PER_PROMPT_2M, # a whole number: that many images (seeds) per prompt; a fraction: their mean (see `images_per_prompt_counts`)
                            seed:int=0,               # the whole dataset is a function of this seed
                            size:int=64,              # image width and height
                            part_size:int=1000,       # images per part zip
@@ -245,18 +285,18 @@ def write_mini_diffusiondb(out:Path|str,             # the folder to write (Diff
                           ) -> Path:
     "Write a synthetic DiffusionDB to `out`; returns `out`."
     out = Path(out)
-    params = dict(n_prompts=n_prompts, images_per_prompt=images_per_prompt, seed=seed, size=size, part_size=part_size, generator='imgcap2text.synth v1')
+    params = dict(n_prompts=n_prompts, images_per_prompt=images_per_prompt, seed=seed, size=size, part_size=part_size, generator='imgcap2text.synth v2')
     if not force and (out/'synth.json').exists() and load_json(out/'synth.json') == params:
         log.info(f'{out} already holds this mini-DiffusionDB; skipping'); return out
-    if n_prompts < 1 or images_per_prompt < 1: raise ValueError('n_prompts and images_per_prompt must be at least 1')
+    if n_prompts < 1: raise ValueError('n_prompts must be at least 1')
     g, rng = PromptGrammar(seed), np.random.default_rng(seed + 1)
     prompts, seen = [], set()
     while len(prompts) < n_prompts:
         p = g()
         if normalise_prompt(p) not in seen: seen.add(normalise_prompt(p)); prompts.append(p)
     rows = []
-    for p in prompts:
-        for _ in range(images_per_prompt):
+    for p, k in zip(prompts, images_per_prompt_counts(n_prompts, images_per_prompt, seed)):
+        for _ in range(k):
             rows.append(dict(image_name=f'{uuid.UUID(bytes=rng.bytes(16), version=4)}.png', prompt=p,
                              seed=int(rng.integers(0, 2**32)), step=int(rng.choice([50, 50, 50, 30, 20])),
                              cfg=float(rng.choice([7.0, 7.0, 7.5, 8.0, 10.0, 12.0])),

@@ -215,12 +215,14 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     return dict(tags=len(vocab), min_count=min_count, history=tr.history)
 
 # %% ../nbs/04_train.ipynb
-from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable
+import json
+from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable, atomic_write
 from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
+from .synth import IMAGES_PER_PROMPT_2M
 from .models import check_model, build_captioner, load_captioner
 
 DEFAULT_SOURCE = 'data/mini-diffusiondb'
-SYNTH_DEFAULTS = dict(n_prompts=400, images_per_prompt=3, seed=0, size=64)
+SYNTH_DEFAULTS = dict(n_prompts=2500, images_per_prompt=IMAGES_PER_PROMPT_2M, seed=0, size=64)   # about 3,300 images, 1,500 training prompts
 
 def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub subset on Colab
                    n:int|None=None,          # sample this many images
@@ -279,11 +281,14 @@ def train_run(model:str='blip',          # one of MODELS
     if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
+    from imgcap2text.evaluation import choose_decoding   # evaluation builds on training: imported when needed
+    decoding = choose_decoding(cap, dsd['validation'], metric_preset=preset)
+    cap.decoding = decoding['best']; atomic_write(out/'model'/'captioner.json', json.dumps(cap.info(), indent=1))
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
                    pretrain={k: v['history']['epochs'] if k == 'vision' else v['epochs'] for k, v in pre.items()} or None,
-                   vision_tags=pre['vision']['tags'] if 'vision' in pre else None, provenance=provenance(config))
+                   vision_tags=pre['vision']['tags'] if 'vision' in pre else None, decoding=decoding, provenance=provenance(config))
     save_json(summary, out/'summary.json')
     for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
     return summary
