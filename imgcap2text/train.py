@@ -17,10 +17,10 @@ from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['log', 'SCHEDULERS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features', 'loss_history',
-           'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator',
-           'pretrain_frozen_parts', 'tag_vocabulary', 'TagCollator', 'VisionTagger', 'pretrain_vision',
-           'prepare_splits', 'run_name', 'train_run']
+__all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
+           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit',
+           'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_vocabulary', 'TagCollator', 'VisionTagger',
+           'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -187,13 +187,17 @@ class TagCollator:
                 if w in self.index: labels[i, self.index[w]] = 1
         return dict(pixel_values=self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values'], labels=labels)
 
+TAG_POOLS = ('mean', 'tokens')
+
 class VisionTagger(nn.Module):
-    "A vision tower and a linear head on all its output tokens that predicts which words the prompt contains."
-    def __init__(self, vision:nn.Module, n_tokens:int, hidden:int, n_tags:int, dropout:float=0.2):
+    "A vision tower and a linear head that predicts which words the prompt contains, from the mean of its output tokens (`pool='mean'`) or from all of them."
+    def __init__(self, vision:nn.Module, n_tokens:int, hidden:int, n_tags:int, dropout:float=0.2, pool:str='mean'):
         super().__init__()
-        self.vision, self.head = vision, nn.Sequential(nn.Dropout(dropout), nn.Linear(n_tokens * hidden, n_tags))
+        self.pool = check_choice('pool', pool, TAG_POOLS)
+        self.vision, self.head = vision, nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden if pool == 'mean' else n_tokens * hidden, n_tags))
     def forward(self, pixel_values, labels=None):
-        logits = self.head(self.vision(pixel_values=pixel_values).last_hidden_state.flatten(1))
+        h = self.vision(pixel_values=pixel_values).last_hidden_state
+        logits = self.head(h.mean(1) if self.pool == 'mean' else h.flatten(1))
         return dict(loss=nn.functional.binary_cross_entropy_with_logits(logits, labels), logits=logits) if labels is not None else dict(logits=logits)
 
 def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
@@ -201,6 +205,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
                     lr:float=2e-3,
                     batch_size:int=64,
                     min_count:int=5,     # a word is a tag if at least this many training prompts have it
+                    pool:str='mean',     # 'mean': the head sees the tokens' mean, as a decoder attending evenly would; 'tokens': all of them
                     seed:int=42) -> dict:
     "Tiny preset: train the captioner's vision tower to tag its images with their prompts' words; returns the history."
     vocab = tag_vocabulary(column(dsd['train'], 'prompt'), min_count)
@@ -208,11 +213,11 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     pv = captioner.image_processor(images=[dsd['train'][0]['image']], return_tensors='pt')['pixel_values']
     with torch.no_grad(): n_tokens, hidden = vision(pixel_values=pv).last_hidden_state.shape[1:]
     for p in vision.parameters(): p.requires_grad = True
-    tagger = VisionTagger(vision, n_tokens, hidden, len(vocab)).train()
+    tagger = VisionTagger(vision, n_tokens, hidden, len(vocab), pool=pool).train()
     data = lambda d: d.select_columns(['image', 'prompt'])
     tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
                      epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', batch_size=batch_size, seed=seed)
-    return dict(tags=len(vocab), min_count=min_count, history=tr.history)
+    return dict(tags=len(vocab), min_count=min_count, pool=pool, history=tr.history)
 
 # %% ../nbs/04_train.ipynb
 import json
