@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt
 from .core import atomic_write
 
 # %% auto 0
-__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'set_style', 'write_dat', 'save_figure', 'plot_histogram', 'plot_prompt_lengths',
-           'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom', 'plot_prefix_matrix',
-           'plot_prefix_ranking']
+__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'LEARNING_CURVE_PARTS', 'set_style', 'write_dat', 'save_figure', 'plot_histogram',
+           'plot_prompt_lengths', 'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom',
+           'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -142,5 +142,24 @@ def plot_prefix_ranking(ranking:pd.DataFrame, folder:Path|str='figures', name:st
     ax.barh(range(len(ranking))[::-1], ranking.ew_clip_norm, color=PALETTE[0])
     ax.set_yticks(range(len(ranking))[::-1], ranking.index); ax.set(xlabel='normalised EW-CLIP score')
     t = pd.DataFrame({'rank': range(1, len(ranking) + 1), 'ew_clip': ranking.ew_clip.values, 'ew_clip_norm': ranking.ew_clip_norm.values})
+    save_figure(fig, name, folder, t)
+    return t
+
+# %% ../nbs/09_plots.ipynb
+LEARNING_CURVE_PARTS = ('count', 'colour', 'shape', 'position', 'background', 'style', 'lighting')
+
+def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, combined(_lo/_hi), oracle, and each part's accuracy
+                        folder:Path|str='figures', name:str='learning_curve', label:str='fine-tuned') -> pd.DataFrame:
+    "Combined (with interval and the oracle's) and visible-part accuracy against distinct training prompts; returns the plotted table."
+    set_style()
+    df = pd.DataFrame(rows).sort_values('train_prompts')
+    fig, (a, b) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.3))
+    x = df.train_prompts
+    a.fill_between(x, df.combined_lo, df.combined_hi, alpha=0.25); a.plot(x, df.combined, marker='o', label=label)
+    a.plot(x, df.oracle, ls='--', color='gray', label='oracle (ceiling)')
+    a.set(xscale='log', xlabel='distinct training prompts', ylabel='Combined'); a.legend()
+    for part in LEARNING_CURVE_PARTS: b.plot(x, df[part], marker='.', label=part)
+    b.set(xscale='log', xlabel='distinct training prompts', ylabel='visible-part accuracy', ylim=(0, 1.02)); b.legend(ncol=2, fontsize=6)
+    t = df[['train_prompts', 'combined', 'combined_lo', 'combined_hi', 'oracle', *LEARNING_CURVE_PARTS]].reset_index(drop=True)
     save_figure(fig, name, folder, t)
     return t

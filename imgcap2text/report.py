@@ -13,7 +13,7 @@ log = get_logger('imgcap2text.report')
 
 # %% auto 0
 __all__ = ['log', 'LATEX_HINT', 'macro_name', 'format_number', 'number_macros', 'collect_numbers', 'benchmarks_table',
-           'write_generated', 'build_pdf']
+           'results_summary', 'write_generated', 'build_pdf']
 
 # %% ../nbs/10_report.ipynb
 _DIGITS = 'Zero One Two Three Four Five Six Seven Eight Nine'.split()
@@ -51,7 +51,10 @@ def collect_numbers(results:Path|str) -> dict:
         v[(run, 'first eval loss')], v[(run, 'best eval loss')] = m['run_summary']['first_eval_loss'], m['run_summary']['best_eval_loss']
         for sys_, s in m['systems'].items():
             for metric in (*METRICS, 'visible'):
-                if metric == 'visible' and 'visible' in s: v[(run, short[sys_], 'visible')] = s['visible']['all']; continue
+                if metric == 'visible' and 'visible' in s:
+                    v[(run, short[sys_], 'visible')] = s['visible']['all']
+                    for part, acc in s['visible'].items(): v[(run, short[sys_], 'visible', part)] = acc
+                    continue
                 if metric not in s or s[metric]['mean'] is None: continue
                 for k in ('mean', 'lo', 'hi'): v[(run, short[sys_], metric) + (() if k == 'mean' else (k,))] = s[metric][k]
             v[(run, short[sys_], 'corpus bleu')] = s['corpus']['corpus_bleu']
@@ -59,8 +62,14 @@ def collect_numbers(results:Path|str) -> dict:
             v[(run, 'fine', 'ceiling')] = m['systems']['fine-tuned']['combined']['mean'] / m['systems']['oracle']['combined']['mean']
         for metric, p in m['paired'].items():
             for k in ('diff', 'lo', 'hi', 'p'): v[(run, 'paired', metric, k)] = p[k]
+        for part, share in (m.get('shown') or {}).items(): v[(run, 'shown', part)] = share
         v[(run, 'bertscore model')] = m['settings']['bertscore']['model']
         v[(run, 'bleu signature')] = m['settings']['bleu']['corpus']
+    curve = project_path('benchmarks', 'learning_curve.json')
+    if curve.exists():   # `make learning-curve`: the smallest and the largest run
+        rows = sorted(load_json(curve)['rows'], key=lambda r: r['train_prompts'])
+        for which, r in (('first', rows[0]), ('last', rows[-1])):
+            for k in ('train_prompts', 'combined', 'oracle', 'ceiling', 'shape', 'position', 'count', 'colour'): v[('curve', which, k)] = r[k]
     a = results/'analysis'/'analysis.json'
     if a.exists():
         an = load_json(a)
@@ -84,6 +93,21 @@ def benchmarks_table(results:Path|str) -> tuple[pd.DataFrame, str]:
     df = df.map(tex); df.index = df.index.map(tex); df.columns = [c.capitalize() for c in df.columns]; df.index.name = None
     return df, tex(b['machine'])
 
+def results_summary(results:Path|str) -> pd.DataFrame:
+    "One row per run and system: Combined with its 95% interval, the share of the oracle's, and visible-part accuracy (the README's results table)."
+    rows = []
+    for d in sorted(Path(results).iterdir()):
+        if not (d/'metrics.json').exists(): continue
+        m = load_json(d/'metrics.json'); oracle = m['systems'].get('oracle', {}).get('combined', {}).get('mean')
+        for sys_ in SYSTEMS:
+            s = m['systems'].get(sys_)
+            if s is None or sys_ == 'pre-trained': continue
+            c = s['combined']
+            row = {'run': d.name, 'system': sys_, 'Combined [95% CI]': f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]",
+                   '/ oracle': f"{c['mean'] / oracle:.0%}" if oracle else ''}
+            rows.append(row | {p: f'{v:.2f}' for p, v in s.get('visible', {}).items() if p != 'all'})
+    return pd.DataFrame(rows)
+
 def write_generated(results:Path|str|None=None, out:Path|str|None=None,
                     benchmarks:Path|str|None=None,   # `make bench`'s results.json (default: benchmarks/results.json, if there)
                    ) -> Path:
@@ -96,11 +120,17 @@ def write_generated(results:Path|str|None=None, out:Path|str|None=None,
         save_table(df, out/'benchmarks', escape=False, column_format='p{4.3cm}p{3.3cm}p{3.7cm}rl')
         atomic_write(out/'benchmarks-machine.tex', machine + '\n')
     atomic_write(out/'numbers.tex', number_macros(collect_numbers(results)))
+    summary = results_summary(results)
+    if len(summary): atomic_write(out/'summary.md', summary.to_markdown(index=False) + '\n')
     for d in results.iterdir():
         if not (d/'metrics.json').exists(): continue
         dst = out/d.name; dst.mkdir(exist_ok=True)
         for f in list(d.glob('*.tex')) + list(d.glob('*.md')): shutil.copy2(f, dst/f.name)
         if (d/'examples').exists(): shutil.copytree(d/'examples', dst/'examples', dirs_exist_ok=True)
+    curve = project_path('benchmarks', 'learning_curve.json')
+    if curve.exists():   # the figure is rebuilt from the committed numbers
+        from imgcap2text.plots import plot_learning_curve
+        plot_learning_curve(load_json(curve)['rows'], project_path('figures'), label=f"{load_json(curve)['model']} fine-tuned")
     reg = results/'analysis'/'regenerate.csv'
     if reg.exists():
         t = pd.read_csv(reg).pivot(index='system', columns='run', values='mean')
