@@ -82,14 +82,15 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
                 epochs:int=1, lr:float=1e-3, weight_decay:float=0.0, scheduler:str='linear', batch_size:int=32,
                 grad_accum:int=1, fp16:bool=False, bf16:bool=False, seed:int=42, resume:bool=True,
                 callbacks:list|None=None,   # extra `TrainerCallback`s (early stopping, timing, …)
+                keep:str='best',            # the model at the end: 'best' (lowest validation loss) or 'last' epoch's
                 **trainer_kwargs) -> Trainer:
-    "Train any model with `Trainer`: eval and save every epoch, best checkpoint loaded at the end, history in `out/history.json`."
-    out = Path(out); ckpts = out/'checkpoints'
+    "Train any model with `Trainer`: eval and save every epoch, the best (or last) checkpoint's weights at the end, history in `out/history.json`."
+    out = Path(out); ckpts = out/'checkpoints'; check_choice('keep', keep, ('best', 'last'))
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
     cuda = torch.cuda.is_available()
     args = TrainingArguments(output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
-        logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=True,
+        logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
         metric_for_best_model='eval_loss', greater_is_better=False, save_total_limit=2, remove_unused_columns=False,
         report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda, bf16=bf16 and cuda, dataloader_num_workers=0,
         disable_tqdm=False, **trainer_kwargs)
@@ -151,7 +152,7 @@ class LMCollator:
         enc = self.tok(texts, padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
-def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=10, clip_lr:float=5e-4, lr:float=2e-3,
+def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=6, clip_lr:float=5e-4, lr:float=2e-3,
                           clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
     "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model); CLIP is then frozen, GPT-2 as configured."
     out, frozen = Path(out), captioner.model.config.freeze_gpt2
@@ -215,8 +216,10 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     for p in vision.parameters(): p.requires_grad = True
     tagger = VisionTagger(vision, n_tokens, hidden, len(vocab), pool=pool).train()
     data = lambda d: d.select_columns(['image', 'prompt'])
+    # the last epoch, not the lowest validation loss: that is reached early, once the base rates of the invisible words are
+    # learnt, and rises as the head memorises them, while the visual words (position, count) are learnt only later
     tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
-                     epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', batch_size=batch_size, seed=seed)
+                     epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', batch_size=batch_size, seed=seed, keep='last')
     return dict(tags=len(vocab), min_count=min_count, pool=pool, history=tr.history)
 
 # %% ../nbs/04_train.ipynb
