@@ -72,7 +72,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   model:str,                   # captioner folder, run folder or registry name
                   out:Path|str='captions.csv', # the CSV to write (and resume)
                   batch_size:int=16,
-                  beams:int|None=None,         # 1: greedy; None: the model's report setting
+                  beams:int|None=None,         # 1: greedy; None: the decoding chosen on validation (else the report's)
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
                   precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)

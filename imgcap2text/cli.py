@@ -52,7 +52,7 @@ def caption(paths:str,                  # images, folders (recursive), globs or 
             model:str='blip',           # a saved captioner, a run folder, or a registry name (its default run)
             out:str='captions.csv',     # CSV to write; rerun on it to continue
             batch_size:int=16,
-            beams:int=None,             # 1: greedy; unset: the model's report setting
+            beams:int=None,             # 1: greedy; unset: the decoding chosen on validation (else the report's)
             max_tokens:int=None,        # unset: the model's report setting
             prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
             precision:str='fp32',       # fp32, bf16 or fp16 weights (bf16: GPUs and CPUs with bf16 units)
