@@ -95,13 +95,17 @@ def benchmarks_table(results:Path|str) -> tuple[pd.DataFrame, str]:
 
 def results_summary(results:Path|str) -> pd.DataFrame:
     "One row per run and system: Combined with its 95% interval, the share of the oracle's, and visible-part accuracy (the README's results table)."
-    rows = []
+    rows, baselines_shown = [], set()
     for d in sorted(Path(results).iterdir()):
         if not (d/'metrics.json').exists(): continue
         m = load_json(d/'metrics.json'); oracle = m['systems'].get('oracle', {}).get('combined', {}).get('mean')
+        split = m['config'].get('split_by', 'prompt')
         for sys_ in SYSTEMS:
             s = m['systems'].get(sys_)
             if s is None or sys_ == 'pre-trained': continue
+            if sys_ in ('prior', 'nearest neighbour', 'oracle'):   # the same for every run of a split: shown once
+                if (split, sys_) in baselines_shown: continue
+                baselines_shown.add((split, sys_))
             c = s['combined']
             row = {'run': d.name, 'system': sys_, 'Combined [95% CI]': f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]",
                    '/ oracle': f"{c['mean'] / oracle:.0%}" if oracle else ''}

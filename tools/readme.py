@@ -10,7 +10,9 @@ for c in nb['cells']:
     src = ''.join(c['source'])
     if c['cell_type'] == 'markdown':
         # `<!-- include: PATH -->` is replaced by that file (generated tables such as `make bench`'s)
-        out.append(re.sub(r'<!-- include: (\S+) -->', lambda m: (root/m.group(1)).read_text().strip(), src))
+        # (a file not made yet is named, with the command that makes it)
+        out.append(re.sub(r'<!-- include: (\S+) -->', lambda m: (root/m.group(1)).read_text().strip() if (root/m.group(1)).exists()
+                          else f'*`{m.group(1)}` is not there yet: `make readme` includes it once it is made.*', src))
     else:
         lines = [l for l in src.splitlines() if not l.startswith('#|')]
         if lines: out.append('```python\n' + '\n'.join(lines) + '\n```')
