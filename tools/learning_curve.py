@@ -41,6 +41,16 @@ def point(model, n_prompts, seed=42):
                 combined=fine['mean'], combined_lo=fine['lo'], combined_hi=fine['hi'], oracle=oracle,
                 ceiling=fine['mean'] / oracle, train_seconds=round(train_s), **visible_accuracy(caps, prompts, visible))
 
+def write_outputs(model, rows, config):
+    "benchmarks/learning_curve.{json,md} and the figure, from the runs' rows."
+    df = pd.DataFrame(rows).sort_values('train_prompts')
+    cols = ['train_prompts', 'n_train', 'combined', 'combined_lo', 'combined_hi', 'oracle', 'ceiling', 'train_seconds', *VISIBLE_PARTS]
+    atomic_write(project_path('benchmarks', 'learning_curve.md'),
+                 f'Learning curve of {model} (tiny preset), test split by prompt; `make learning-curve`\n\n' + df[cols].to_markdown(index=False, floatfmt='.3f') + '\n')
+    save_json(dict(model=model, rows=df.to_dict('records'), provenance=provenance(config)), project_path('benchmarks', 'learning_curve.json'))
+    plots.plot_learning_curve(rows, project_path('figures'), label=f'{model} fine-tuned')
+    print(df[cols].to_string())
+
 @call_parse
 def main(prompts:str='250,500,1000,2500,5000', # distinct prompts of each mini-DiffusionDB, comma-separated
          model:str='blip',                     # the captioner
@@ -49,11 +59,4 @@ def main(prompts:str='250,500,1000,2500,5000', # distinct prompts of each mini-D
     rows = []
     for n in map(int, prompts.split(',')):
         set_seed(seed); rows.append(point(model, n, seed)); print(rows[-1], flush=True)
-    df = pd.DataFrame(rows)
-    cols = ['train_prompts', 'n_train', 'combined', 'combined_lo', 'combined_hi', 'oracle', 'ceiling', *VISIBLE_PARTS]
-    atomic_write(project_path('benchmarks', 'learning_curve.md'),
-                 f'Learning curve of {model} (tiny preset), test split by prompt; `make learning-curve`\n\n' + df[cols].to_markdown(index=False, floatfmt='.3f') + '\n')
-    save_json(dict(model=model, rows=rows, provenance=provenance(dict(prompts=prompts, model=model, seed=seed))),
-              project_path('benchmarks', 'learning_curve.json'))
-    plots.plot_learning_curve(rows, project_path('figures'), label=f'{model} fine-tuned')
-    print(df[cols].to_string())
+    write_outputs(model, rows, dict(prompts=prompts, model=model, seed=seed))
