@@ -3,7 +3,7 @@ mini-DiffusionDBs with more and more distinct prompts (DiffusionDB's 1.33 images
 scored on its own test split: Combined with its 95% interval, the oracle's Combined, and visible-part accuracy over
 the images that show each part.
 
-    .venv/bin/python tools/learning_curve.py                            # `make learning-curve`: 250 … 5,000 prompts
+    .venv/bin/python tools/learning_curve.py                            # `make learning-curve`: 250 … 2,500 prompts
     .venv/bin/python tools/learning_curve.py --prompts 250,1000 --model vit-gpt2
 
 Writes benchmarks/learning_curve.{json,md} (kept in git, with the machine it ran on), figures/learning_curve.{pdf,png}
@@ -44,15 +44,16 @@ def point(model, n_prompts, seed=42):
 def write_outputs(model, rows, config):
     "benchmarks/learning_curve.{json,md} and the figure, from the runs' rows."
     df = pd.DataFrame(rows).sort_values('train_prompts')
-    cols = ['train_prompts', 'n_train', 'combined', 'combined_lo', 'combined_hi', 'oracle', 'ceiling', 'train_seconds', *VISIBLE_PARTS]
+    cols = ['train_prompts', 'n_train', 'combined', 'combined_lo', 'combined_hi', 'oracle', 'ceiling', *VISIBLE_PARTS]
+    table = df[cols].astype({'train_prompts': str, 'n_train': str})   # counts as they are, the rest to 3 digits
     atomic_write(project_path('benchmarks', 'learning_curve.md'),
-                 f'Learning curve of {model} (tiny preset), test split by prompt; `make learning-curve`\n\n' + df[cols].to_markdown(index=False, floatfmt='.3f') + '\n')
+                 f'Learning curve of {model} (tiny preset), test split by prompt; `make learning-curve`\n\n' + table.to_markdown(index=False, floatfmt='.3f') + '\n')
     save_json(dict(model=model, rows=df.to_dict('records'), provenance=provenance(config)), project_path('benchmarks', 'learning_curve.json'))
     plots.plot_learning_curve(rows, project_path('figures'), label=f'{model} fine-tuned')
     print(df[cols].to_string())
 
 @call_parse
-def main(prompts:str='250,500,1000,2500,5000', # distinct prompts of each mini-DiffusionDB, comma-separated
+def main(prompts:str='250,500,1000,2500',      # distinct prompts of each mini-DiffusionDB, comma-separated
          model:str='blip',                     # the captioner
          seed:int=42):
     check_model(model)
