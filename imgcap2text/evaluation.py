@@ -110,10 +110,10 @@ def oracle_captions(prompts:list[str], train_prompts:list[str],
     mods = list(Counter(tuple(m) for _, _, m in parts).most_common(1)[0][0])
     likely = {a: Counter(getattr(s, a) for s, _, _ in parts).most_common(1)[0][0] for a in VISIBLE_PARTS}
     out = []
-    for i, p in enumerate(prompts):
+    for p, vis in zip(prompts, visible or [None] * len(prompts)):
         s = split_prompt(p)
         if s is None: out.append(None); continue
-        hidden = [a for a, v in ((visible or [None] * len(prompts))[i] or {}).items() if not v]
+        hidden = [a for a, v in (vis or {}).items() if not v]
         out.append(format_prompt(replace(s[0], **{a: likely[a] for a in hidden}), form, mods))
     return out
 
