@@ -373,6 +373,7 @@ d = { 'settings': { 'branch': 'main',
                                    'imgcap2text.train.pretrain_vision': ('train.html#pretrain_vision', 'imgcap2text/train.py'),
                                    'imgcap2text.train.run_name': ('train.html#run_name', 'imgcap2text/train.py'),
                                    'imgcap2text.train.tag_vocabulary': ('train.html#tag_vocabulary', 'imgcap2text/train.py'),
+                                   'imgcap2text.train.tag_words': ('train.html#tag_words', 'imgcap2text/train.py'),
                                    'imgcap2text.train.train_model': ('train.html#train_model', 'imgcap2text/train.py'),
                                    'imgcap2text.train.train_run': ('train.html#train_run', 'imgcap2text/train.py'),
                                    'imgcap2text.train.with_features': ('train.html#with_features', 'imgcap2text/train.py')}}}

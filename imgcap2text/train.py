@@ -19,8 +19,8 @@ from .models import Captioner, MODEL_SPECS
 # %% auto 0
 __all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
            'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit',
-           'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_vocabulary', 'TagCollator', 'VisionTagger',
-           'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
+           'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words', 'tag_vocabulary', 'TagCollator',
+           'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -172,10 +172,14 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
 
 # %% ../nbs/04_train.ipynb
+def tag_words(prompt) -> set[str]:
+    "A prompt's words as tags: runs of lower-case letters."
+    return set(re.findall(r'[a-z]+', str(prompt).lower()))
+
 def tag_vocabulary(prompts, min_count:int=5) -> list[str]:
-    "The words (lower-case letters) that occur in at least `min_count` of `prompts`, sorted: the tagging targets."
+    "The words (`tag_words`) that occur in at least `min_count` of `prompts`, sorted: the tagging targets."
     from collections import Counter
-    counts = Counter(w for p in prompts for w in set(re.findall(r'[a-z]+', str(p).lower())))
+    counts = Counter(w for p in prompts for w in tag_words(p))
     return sorted(w for w, n in counts.items() if n >= min_count)
 
 class TagCollator:
@@ -184,7 +188,7 @@ class TagCollator:
     def __call__(self, rows):
         labels = torch.zeros(len(rows), len(self.index))
         for i, r in enumerate(rows):
-            for w in set(re.findall(r'[a-z]+', r['prompt'].lower())):
+            for w in tag_words(r['prompt']):
                 if w in self.index: labels[i, self.index[w]] = 1
         return dict(pixel_values=self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values'], labels=labels)
 
