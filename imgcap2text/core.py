@@ -10,9 +10,9 @@ from importlib import metadata
 import numpy as np
 
 # %% auto 0
-__all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'HubUnavailable',
-           'hub_offline', 'require_hub', 'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text',
-           'package_versions', 'git_commit', 'provenance', 'get_logger']
+__all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
+           'resolve_bf16', 'HubUnavailable', 'hub_offline', 'require_hub', 'atomic_write', 'save_json', 'load_json',
+           'done_with', 'sha256_text', 'package_versions', 'git_commit', 'provenance', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -58,6 +58,19 @@ def get_device(prefer:str|None=None, # 'cuda', 'mps' or 'cpu'; the best availabl
     if torch.cuda.is_available(): return 'cuda'
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return 'mps'
     return 'cpu'
+
+def cpu_has_bf16(cpuinfo:str='/proc/cpuinfo') -> bool:
+    "Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX): there bf16 autocast trains tiny models about 1.5× faster."
+    try: flags = set(Path(cpuinfo).read_text().split())
+    except OSError: return False          # not Linux: say no, fp32 is always right
+    return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+def resolve_bf16(bf16:bool|str, # True, False or 'auto': where bf16 is native (a GPU that supports it, or `cpu_has_bf16`)
+                ) -> bool:
+    "Whether to train under bf16 autocast."
+    if bf16 != 'auto': return bool(bf16)
+    import torch
+    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_has_bf16()
 
 # %% ../nbs/00_core.ipynb
 class HubUnavailable(RuntimeError):

@@ -32,7 +32,7 @@ class ModelSpec:
     name:str
     checkpoint:str                          # the paper preset's hub checkpoint
     train:dict                              # the report's training settings (paper preset)
-    tiny_train:dict                         # the offline preset's overrides (vision_epochs: tagging epochs before captioning)
+    tiny_train:dict                         # the offline preset's overrides (vision: `pretrain_vision` settings, the tagging before captioning)
     generation:dict                         # decoding as the report does it
     arch:dict = field(default_factory=dict)      # architecture options of the report (CLIP-prefix: map, prefix, frozen GPT-2)
     tiny_arch:dict = field(default_factory=dict) # the offline preset's overrides
@@ -56,15 +56,16 @@ class ModelSpec:
 MODEL_SPECS = {
     'blip': ModelSpec('blip', 'Salesforce/blip-image-captioning-base',
         train=dict(epochs=10, lr=1e-4, weight_decay=1e-6, scheduler='cosine_warm_restarts', batch_size=8, grad_accum=4, max_length=128),
-        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, vision_epochs=15),
+        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(epochs=30, loss='softmax', warmup=0.1)),
         generation=dict(num_beams=1, max_new_tokens=40)),
     'vit-gpt2': ModelSpec('vit-gpt2', 'nlpconnect/vit-gpt2-image-captioning',
         train=dict(epochs=6, lr=5e-5, weight_decay=0.0, scheduler='linear', batch_size=4, grad_accum=2, max_length=80, fp16=True),
-        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, vision_epochs=15),
+        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(epochs=30, loss='softmax', warmup=0.1)),
         generation=dict(num_beams=4, early_stopping=True, max_new_tokens=40)),
     'clip-gpt2': ModelSpec('clip-gpt2', 'openai/clip-vit-base-patch16+gpt2',
         train=dict(epochs=10, lr=2e-4, weight_decay=0.0, scheduler='linear', batch_size=32, grad_accum=1, max_length=40),
-        tiny_train=dict(epochs=15, lr=1e-3, batch_size=32, vision_epochs=15),
+        # its captioner reads CLIP's pooled embedding, which contrastive training shapes next; softmax tags cost it colour (see below)
+        tiny_train=dict(epochs=15, lr=1e-3, batch_size=32, bf16='auto', vision=dict(epochs=15, loss='bce', warmup=0.0)),
         generation=dict(num_beams=1, max_new_tokens=30),
         arch=dict(mapping='linear', prefix_length=1, freeze_gpt2=True),
         # a tiny GPT-2 trained only on prompts never learns to read a prefix; frozen, it ignores the image (see 03a)

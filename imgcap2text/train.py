@@ -12,15 +12,15 @@ from torch import nn
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
-from .core import save_json, load_json, get_logger, check_choice
+from .core import save_json, load_json, get_logger, check_choice, resolve_bf16
 from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
+__all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
            'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit',
            'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words', 'tag_vocabulary', 'TagCollator',
-           'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
+           'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -66,35 +66,42 @@ class HistoryCallback(TrainerCallback):
 # %% ../nbs/04_train.ipynb
 SCHEDULERS = ('cosine_warm_restarts', 'linear', 'constant')
 
-def make_optimizer(model, lr:float, weight_decay:float, scheduler:str, steps_per_epoch:int, epochs:int):
+def make_optimizer(model, lr:float, weight_decay:float, scheduler:str, steps_per_epoch:int, epochs:int,
+                   warmup:float=0.0):   # share of the steps over which the linear schedule first rises from 0
     "AdamW over the trainable parameters and the report's learning-rate schedule."
     check_choice('scheduler', scheduler, SCHEDULERS)
+    if warmup and scheduler != 'linear': raise ValueError(f"warm-up is for the linear schedule, not {scheduler!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if scheduler == 'cosine_warm_restarts':
         sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(1, steps_per_epoch))
-    elif scheduler == 'linear': sched = get_linear_schedule_with_warmup(opt, 0, max(1, steps_per_epoch * epochs))
+    elif scheduler == 'linear':
+        total = max(1, steps_per_epoch * epochs)
+        sched = get_linear_schedule_with_warmup(opt, round(warmup * total), total)
     else: sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     return opt, sched
 
 # %% ../nbs/04_train.ipynb
 def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str,
                 epochs:int=1, lr:float=1e-3, weight_decay:float=0.0, scheduler:str='linear', batch_size:int=32,
-                grad_accum:int=1, fp16:bool=False, bf16:bool=False, seed:int=42, resume:bool=True,
+                grad_accum:int=1, fp16:bool=False, seed:int=42, resume:bool=True,
+                bf16:bool|str=False,        # bf16 autocast; 'auto': where the GPU or CPU computes bf16 natively (`resolve_bf16`)
                 callbacks:list|None=None,   # extra `TrainerCallback`s (early stopping, timing, …)
                 keep:str='best',            # the model at the end: 'best' (lowest validation loss) or 'last' epoch's
+                warmup:float=0.0,           # share of the steps of linear warm-up (linear schedule)
                 **trainer_kwargs) -> Trainer:
     "Train any model with `Trainer`: eval and save every epoch, the best (or last) checkpoint's weights at the end, history in `out/history.json`."
     out = Path(out); ckpts = out/'checkpoints'; check_choice('keep', keep, ('best', 'last'))
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
-    cuda = torch.cuda.is_available()
-    args = TrainingArguments(output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+    cuda, bf16 = torch.cuda.is_available(), resolve_bf16(bf16)
+    args = TrainingArguments(use_cpu=bf16 and not cuda,   # Trainer takes bf16 on a CPU only when told it is one
+                             output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
         logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
         metric_for_best_model='eval_loss', greater_is_better=False, save_total_limit=2, remove_unused_columns=False,
-        report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda, bf16=bf16 and cuda, dataloader_num_workers=0,
+        report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda and not bf16, bf16=bf16, dataloader_num_workers=0,
         disable_tqdm=False, **trainer_kwargs)
-    opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs)
+    opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs, warmup)
     history = HistoryCallback(out/'history.json')
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                       optimizers=(opt, sched), callbacks=[history] + list(callbacks or []))
@@ -125,7 +132,8 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
     trainer = train_model(captioner.model, CaptionCollator(captioner, s['max_length']), train_ds, eval_ds, out,
                           epochs=s['epochs'], lr=s['lr'], weight_decay=s['weight_decay'], scheduler=s['scheduler'],
                           batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume,
-                          callbacks=callbacks)
+                          callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s.get('bf16', False))
+    s['bf16'] = resolve_bf16(s.get('bf16', False))   # what it was on this machine
     captioner.model.eval()
     captioner.save_pretrained(Path(out)/'model')
     hist = trainer.history
@@ -160,11 +168,11 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     for p in captioner.clip.parameters(): p.requires_grad = True
     captioner.clip.train()
     clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), dsd['train'], dsd['validation'],
-                          out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed)
+                          out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed, bf16='auto')
     captioner.model.set_gpt2_frozen(False); captioner.model.gpt.train()
     # the language model sees prompts as the captioner will give them: after a document start, with a text prompt prefix
     gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer, prefixes=captioner.train_prefixes), text(dsd['train']), text(dsd['validation']),
-                         out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed)
+                         out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed, bf16='auto')
     captioner.model.set_gpt2_frozen(frozen)
     captioner.model.init_map_at_document_start(captioner.tokenizer.eos_token_id)
     for p in captioner.clip.parameters(): p.requires_grad = False
@@ -193,24 +201,35 @@ class TagCollator:
         return dict(pixel_values=self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values'], labels=labels)
 
 TAG_POOLS = ('mean', 'tokens')
+TAG_LOSSES = ('softmax', 'bce', 'both')
+
+def tag_loss(logits:torch.Tensor, labels:torch.Tensor, loss:str='softmax') -> torch.Tensor:
+    "'softmax': cross-entropy against the prompt's tags spread evenly (one distribution over the vocabulary); 'bce': one binary loss a tag; 'both': their sum."
+    logits = logits.float()   # under bf16 autocast too: a softmax over the whole vocabulary needs fp32's precision
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, labels) if loss != 'softmax' else 0
+    if loss == 'bce': return bce
+    target = labels / labels.sum(1, keepdim=True).clamp(min=1)   # a prompt without tags adds nothing
+    return bce - (target * logits.log_softmax(1)).sum(1).mean()
 
 class VisionTagger(nn.Module):
     "A vision tower and a linear head that predicts which words the prompt contains, from the mean of its output tokens (`pool='mean'`) or from all of them."
-    def __init__(self, vision:nn.Module, n_tokens:int, hidden:int, n_tags:int, dropout:float=0.2, pool:str='mean'):
+    def __init__(self, vision:nn.Module, n_tokens:int, hidden:int, n_tags:int, dropout:float=0.2, pool:str='mean', loss:str='softmax'):
         super().__init__()
-        self.pool = check_choice('pool', pool, TAG_POOLS)
+        self.pool, self.loss = check_choice('pool', pool, TAG_POOLS), check_choice('tag loss', loss, TAG_LOSSES)
         self.vision, self.head = vision, nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden if pool == 'mean' else n_tokens * hidden, n_tags))
     def forward(self, pixel_values, labels=None):
         h = self.vision(pixel_values=pixel_values).last_hidden_state
         logits = self.head(h.mean(1) if self.pool == 'mean' else h.flatten(1))
-        return dict(loss=nn.functional.binary_cross_entropy_with_logits(logits, labels), logits=logits) if labels is not None else dict(logits=logits)
+        return dict(loss=tag_loss(logits, labels, self.loss), logits=logits) if labels is not None else dict(logits=logits)
 
 def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
-                    epochs:int=15,       # tagging epochs
+                    epochs:int=30,       # tagging epochs
                     lr:float=2e-3,
+                    warmup:float=0.1,    # share of the steps of warm-up: without it the transformer never learns shape (see 03_models)
                     batch_size:int=64,
                     min_count:int=5,     # a word is a tag if at least this many training prompts have it
                     pool:str='mean',     # 'mean': the head sees the tokens' mean, as a decoder attending evenly would; 'tokens': all of them
+                    loss:str='softmax',  # 'softmax' (the prompt's tags as one distribution) or 'bce' (see `tag_loss`)
                     seed:int=42) -> dict:
     "Tiny preset: train the captioner's vision tower to tag its images with their prompts' words; returns the history."
     vocab = tag_vocabulary(column(dsd['train'], 'prompt'), min_count)
@@ -218,13 +237,13 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     pv = captioner.image_processor(images=[dsd['train'][0]['image']], return_tensors='pt')['pixel_values']
     with torch.no_grad(): n_tokens, hidden = vision(pixel_values=pv).last_hidden_state.shape[1:]
     for p in vision.parameters(): p.requires_grad = True
-    tagger = VisionTagger(vision, n_tokens, hidden, len(vocab), pool=pool).train()
+    tagger = VisionTagger(vision, n_tokens, hidden, len(vocab), pool=pool, loss=loss).train()
     data = lambda d: d.select_columns(['image', 'prompt'])
     # the last epoch, not the lowest validation loss: that is reached early, once the base rates of the invisible words are
     # learnt, and rises as the head memorises them, while the visual words (position, count) are learnt only later
     tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
-                     epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', batch_size=batch_size, seed=seed, keep='last')
-    return dict(tags=len(vocab), min_count=min_count, pool=pool, history=tr.history)
+                     epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', warmup=warmup, batch_size=batch_size, seed=seed, keep='last', bf16='auto')
+    return dict(tags=len(vocab), min_count=min_count, pool=pool, loss=loss, warmup=warmup, history=tr.history)
 
 # %% ../nbs/04_train.ipynb
 import json
@@ -287,8 +306,8 @@ def train_run(model:str='blip',          # one of MODELS
     out.mkdir(parents=True, exist_ok=True)
     save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
-    pre, vision_epochs = {}, spec.train_settings(preset).get('vision_epochs')
-    if vision_epochs: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', epochs=vision_epochs, seed=seed)
+    pre, tagging = {}, spec.train_settings(preset).get('vision')
+    if tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
     if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
