@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo report latex bench learning-curve test check readme clean
+.PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks
 install: $(STAMP)
 
 $(STAMP): requirements.txt settings.ini setup.py
@@ -31,10 +31,12 @@ $(STAMP): requirements.txt settings.ini setup.py
 MODELS := clip-gpt2 blip vit-gpt2
 # the report's leaky split by image, to measure the leak: BLIP alone by default (make demo SPLIT_IMAGE_MODELS="$(MODELS)" for all)
 SPLIT_IMAGE_MODELS ?= blip
+# distinct prompts of the mini-DiffusionDB a fresh demo makes (default 2,500: 3,337 images); 7500 gives the seed report's 10k images
+DEMO_PROMPTS ?=
 PM := $(BIN)/papermill --cwd nbs
 demo: $(STAMP)
 	mkdir -p runs
-	$(PM) nbs/data.ipynb runs/data.ipynb
+	$(PM) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
 	for m in $(MODELS); do $(PM) nbs/train.ipynb runs/train-$$m-prompt.ipynb -p model $$m || exit 1; done
 	for m in $(SPLIT_IMAGE_MODELS); do $(PM) nbs/train.ipynb runs/train-$$m-image.ipynb -p model $$m -p split_by image || exit 1; done
 	for m in $(MODELS); do $(PM) nbs/evaluate.ipynb runs/evaluate-$$m-prompt.ipynb -p model $$m || exit 1; done
@@ -55,9 +57,28 @@ latex:
 	    (apt-get install -y -q --no-install-recommends $(LATEX_PKGS) || (apt-get update -q && apt-get install -y -q --no-install-recommends $(LATEX_PKGS))) >/dev/null; \
 	  else echo "LaTeX is missing: install it with  sudo apt-get install --no-install-recommends $(LATEX_PKGS)  (macOS: MacTeX)"; exit 1; fi; fi
 
-test: $(STAMP) latex
+test: $(STAMP) latex docs
 	cd nbs && $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
+
+# the docs site (tools/docs.py): the README, the notebooks as committed, the demo's executed drivers (runs/, if any),
+# benchmarks/ and each module's API, in build/docs/html/index.html; fails on a broken internal link or a missing page.
+# Headless Chromium (Debian's chromium + chromium-driver) is for its browser test (tests/test_docs.py).
+docs: $(STAMP) chromium
+	$(BIN)/python tools/docs.py
+
+CHROMIUM_PKGS := chromium chromium-driver
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q --no-install-recommends $(CHROMIUM_PKGS) || (apt-get update -q && apt-get install -y -q --no-install-recommends $(CHROMIUM_PKGS))) >/dev/null; \
+	  else echo "headless Chromium is missing (the docs' browser test needs it): sudo apt-get install $(CHROMIUM_PKGS)"; exit 1; fi; fi
+
+# re-execute the module notebooks in place with deterministic outputs (tools/run_notebooks.py), so they are read with
+# their figures and tables; a second run leaves no diff. Commit the result.
+notebooks: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py
+	$(BIN)/nbdev_clean
 
 # CI: the package must equal what the notebooks export, notebooks must be clean, README must match index.ipynb
 check: $(STAMP)
@@ -66,6 +87,7 @@ check: $(STAMP)
 	@changed=$$(git status --porcelain -- imgcap2text nbs); if [ -n "$$changed" ]; then \
 	  echo "nbdev_export / nbdev_clean changed these files (export and clean, then commit):"; echo "$$changed"; exit 1; fi
 	$(BIN)/python tools/readme.py --check
+	$(BIN)/python tools/run_notebooks.py --check
 
 # README from nbs/index.ipynb; the demo's results table (report/generated/summary.md, written by make report) is kept in benchmarks/
 readme:

@@ -74,7 +74,7 @@ def top_bottom_cumulative(scores, k:int=50) -> pd.DataFrame:
 
 # %% ../nbs/08_analysis.ipynb
 def pixel_similarity(a:Image.Image, b:Image.Image, size:int=16) -> float:
-    "1 − mean absolute difference / 255 of the two images at `size`², box-filtered."
+    "1 − mean absolute difference / 255 of the two images at `size` × `size` pixels, box-filtered."
     x, y = (np.asarray(im.convert('RGB').resize((size, size), Image.BOX), float) for im in (a, b))
     return float(1 - np.abs(x - y).mean() / 255)
 

@@ -11,8 +11,8 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
-           'resolve_bf16', 'HubUnavailable', 'hub_offline', 'require_hub', 'atomic_write', 'save_json', 'load_json',
-           'done_with', 'sha256_text', 'package_versions', 'git_commit', 'provenance', 'get_logger']
+           'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'require_hub', 'atomic_write', 'save_json',
+           'load_json', 'done_with', 'sha256_text', 'package_versions', 'git_commit', 'provenance', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -64,6 +64,10 @@ def cpu_has_bf16(cpuinfo:str='/proc/cpuinfo') -> bool:
     try: flags = set(Path(cpuinfo).read_text().split())
     except OSError: return False          # not Linux: say no, fp32 is always right
     return bool(flags & {'avx512_bf16', 'amx_bf16'})
+
+def show_progress() -> bool:
+    "Progress bars and per-step logs, unless `IMGCAP2TEXT_PROGRESS=0` (`make notebooks`: outputs that a rerun reproduces)."
+    return os.environ.get('IMGCAP2TEXT_PROGRESS', '1') != '0'
 
 def resolve_bf16(bf16:bool|str, # True, False or 'auto': where bf16 is native (a GPU that supports it, or `cpu_has_bf16`)
                 ) -> bool:

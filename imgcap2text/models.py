@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_models.ipynb 4
 from __future__ import annotations
-import json, os, math
+import json, os, math, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -19,9 +19,9 @@ from .core import check_choice, require_hub, get_logger
 
 # %% auto 0
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
-           'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'Captioner',
-           'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'BlipWithConvStem', 'BlipCaptioner',
-           'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
+           'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'one_line',
+           'Captioner', 'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'BlipWithConvStem',
+           'BlipCaptioner', 'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -130,6 +130,10 @@ def bert_tokenizer_with_dec() -> BertTokenizerFast:
 # %% ../nbs/03_models.ipynb
 log = get_logger('imgcap2text.models')
 
+def one_line(text:str) -> str:
+    "A caption as one line: control characters and runs of whitespace become one space (an untrained byte-level model can emit a bare `\\r`, which splits a CSV row)."
+    return re.sub(r'[\x00-\x1f\x7f\s]+', ' ', text).strip()
+
 class Captioner:
     "A captioning model with its tokenizer and image processor, saved and loaded as one folder."
     name = None            # registry name
@@ -169,7 +173,7 @@ class Captioner:
         return {'pixel_values': self.image_processor(images=list(images), return_tensors='pt')['pixel_values']}
 
     def decode(self, ids) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return [one_line(t) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def n_params(self, trainable_only:bool=False) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 from datasets import Dataset, DatasetDict
-from transformers import Trainer, TrainingArguments, TrainerCallback, get_linear_schedule_with_warmup
+from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
-from .core import save_json, load_json, get_logger, check_choice, resolve_bf16
+from .core import save_json, load_json, get_logger, check_choice, resolve_bf16, show_progress
 from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
@@ -100,11 +100,12 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
         logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
         metric_for_best_model='eval_loss', greater_is_better=False, save_total_limit=2, remove_unused_columns=False,
         report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda and not bf16, bf16=bf16, dataloader_num_workers=0,
-        disable_tqdm=False, **trainer_kwargs)
+        disable_tqdm=not show_progress(), **trainer_kwargs)
     opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs, warmup)
     history = HistoryCallback(out/'history.json')
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                       optimizers=(opt, sched), callbacks=[history] + list(callbacks or []))
+    if not show_progress(): trainer.remove_callback(PrinterCallback)   # no per-step log lines either
     last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
     if last: log.info(f'resuming from {last}')
     start = out/'initial_eval.json'   # validation loss before any training: where the curve starts (epoch 0)
