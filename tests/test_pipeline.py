@@ -84,11 +84,11 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
         assert s['fine-tuned'][metric]['lo'] > s['prior'][metric]['hi'], (metric, s)
     assert m['paired']['combined']['lo'] > 0 and m['paired']['combined']['p'] == 0
     assert s['fine-tuned']['visible']['all'] > s['prior']['visible']['all'] + 0.1, s
-    # it reads the image (issue 11): colour, count and position far above chance (1/9; the prior's 0.5; 1/5), counted
-    # over the images that show them, and it beats nearest-neighbour retrieval (intervals apart). Shape is not asserted:
-    # no tiny encoder learns it yet (see 03_models and the report)
+    # it reads the image (issue 11): colour, count and position far above chance (1/9; the prior's 0.5; 1/5), shape well
+    # above it (1/6; the demo's models reach 0.33-0.5, see 03_models), counted over the images that show them, and it
+    # beats nearest-neighbour retrieval (intervals apart)
     v = s['fine-tuned']['visible']
-    assert v['colour'] > 0.6 and v['count'] > 0.65 and v['position'] > 0.6, v
+    assert v['colour'] > 0.6 and v['count'] > 0.65 and v['position'] > 0.6 and v['shape'] > 0.25, v
     assert s['fine-tuned']['combined']['lo'] > s['nearest neighbour']['combined']['hi'], s
     assert set(m['shown']) == {'count', 'colour', 'shape', 'position', 'background', 'style', 'lighting'} and min(m['shown'].values()) > 0.8
     assert s['oracle']['combined']['mean'] > s['fine-tuned']['combined']['mean']     # the ceiling is a ceiling

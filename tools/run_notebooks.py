@@ -19,6 +19,8 @@ MAX_BYTES = 1_000_000          # a notebook with its outputs stays well under th
 VOLATILE = re.compile(r"train_runtime|samples_per_second|steps_per_second|\d+(\.\d+)?\s*(it/s|s/it)|\b\d+:\d\d(:\d\d)?<")
 ADDRESS = re.compile(r'\bat 0x[0-9a-fA-F]{6,}')
 DROP_MIME = ('application/vnd.jupyter.widget-view+json',)
+# cells nbdev_test skips unless asked (settings.ini tst_flags), and cells marked not to run
+SKIP = re.compile(r'^#\|\s*(hub|gpu|slow|eval:\s*false)\s*$', re.M)
 
 
 def module_notebooks() -> list[Path]:
@@ -72,9 +74,14 @@ def execute(path: Path, timeout: int = 1800) -> dict:
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
+    run = nbformat.read(path, as_version=4)
+    skipped = [i for i, c in enumerate(run.cells) if c.cell_type == 'code' and SKIP.search(c.source)]
+    for i in skipped: run.cells[i].source = ''        # as nbdev_test: hub, GPU and slow cells run only when asked for
     old = dict(os.environ); os.environ.update(kernel_env())   # the kernel inherits this process's environment
-    try: NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
+    try: NotebookClient(run, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
     finally: os.environ.clear(); os.environ.update(old)
+    for i, (c, r) in enumerate(zip(nb.cells, run.cells)):
+        if c.cell_type == 'code': c.outputs = [] if i in skipped else r.outputs
     return scrub(json.loads(nbformat.writes(nb)))
 
 
