@@ -20,6 +20,7 @@ VOLATILE = re.compile(r"train_runtime|samples_per_second|steps_per_second|\d+(\.
 ADDRESS = re.compile(r'\bat 0x[0-9a-fA-F]{6,}')
 DROP_MIME = ('application/vnd.jupyter.widget-view+json',)
 # cells nbdev_test skips unless asked (settings.ini tst_flags), and cells marked not to run
+SEED_ALL = 'import random, numpy, torch\nrandom.seed(0); numpy.random.seed(0); torch.manual_seed(0)'
 SKIP = re.compile(r'^#\|\s*(hub|gpu|slow|eval:\s*false)\s*$', re.M)
 
 
@@ -77,9 +78,13 @@ def execute(path: Path, timeout: int = 1800) -> dict:
     run = nbformat.read(path, as_version=4)
     skipped = [i for i, c in enumerate(run.cells) if c.cell_type == 'code' and SKIP.search(c.source)]
     for i in skipped: run.cells[i].source = ''        # as nbdev_test: hub, GPU and slow cells run only when asked for
+    # every random number generator seeded before the first cell: a cell that builds an untrained model without a seed
+    # of its own then draws the same weights on every run (the cell is run, not saved)
+    run.cells.insert(0, nbformat.v4.new_code_cell(SEED_ALL))
     old = dict(os.environ); os.environ.update(kernel_env())   # the kernel inherits this process's environment
     try: NotebookClient(run, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
     finally: os.environ.clear(); os.environ.update(old)
+    run.cells.pop(0)
     for i, (c, r) in enumerate(zip(nb.cells, run.cells)):
         if c.cell_type == 'code': c.outputs = [] if i in skipped else r.outputs
     return scrub(json.loads(nbformat.writes(nb)))
