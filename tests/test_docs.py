@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT/'build'/'docs'/'html'
-PAGES = ['index.html', 'nbs/02_synth.html', 'nbs/03_models.html', 'nbs/09_plots.html']
+PAGES = ['index.html', 'nbs/02_synth.html', 'nbs/04_train.html', 'nbs/09_plots.html', 'api/train.html']
 
 
 @pytest.fixture(scope='module')
@@ -51,3 +51,4 @@ def test_page_loads_with_its_figures(browser, page):
     text = browser.find_element('tag name', 'body').text
     assert 'Traceback (most recent call last)' not in text and 'Page not found' not in text, page
     assert browser.title and 'imgcap2text' in browser.title, browser.title
+    if page.startswith('api/'): assert 'train_run' in text and 'pretrain_vision' in text, 'the API page lists the module'

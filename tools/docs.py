@@ -8,7 +8,7 @@ the build fails on a broken one, a missing page, or a Sphinx warning about refer
 
     python tools/docs.py [--out build/docs]
 """
-import re, sys, shutil, argparse, subprocess
+import re, sys, json, shutil, argparse, subprocess
 from pathlib import Path
 from html.parser import HTMLParser
 from urllib.parse import urlsplit, unquote
@@ -38,6 +38,22 @@ def demo_runs() -> list[Path]:
     return sorted(found, key=lambda p: (order[p.stem.split('-')[0]], p.stem))
 
 
+def as_page(nb: Path) -> str:
+    "A notebook as nbdev's docs show it: `#| hide` cells (Colab install, test imports) left out, `#|` directives dropped."
+    d = json.loads(nb.read_text())
+    cells = []
+    for c in d['cells']:
+        text = ''.join(c['source'])
+        if c['cell_type'] == 'code':
+            if re.search(r'^#\|\s*hide\s*$', text, re.M): continue
+            lines = [l for l in text.split('\n') if not l.startswith('#|')]
+            if not any(l.strip() for l in lines) and not c.get('outputs'): continue
+            c['source'] = '\n'.join(lines).strip('\n')
+        cells.append(c)
+    d['cells'] = cells
+    return json.dumps(d, indent=1, ensure_ascii=False)
+
+
 def toctree(caption: str, entries: list[str]) -> str:
     return f'```{{toctree}}\n:caption: {caption}\n:maxdepth: 1\n\n' + '\n'.join(entries) + '\n```\n'
 
@@ -46,7 +62,7 @@ def assemble(src: Path) -> Path:
     "Write the site's sources into `src`: home page, notebooks, runs, benchmarks, API pages."
     shutil.rmtree(src, ignore_errors=True); (src/'nbs').mkdir(parents=True)
     course = sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb'))
-    for nb in course: shutil.copy(nb, src/'nbs'/nb.name)
+    for nb in course: (src/'nbs'/nb.name).write_text(as_page(nb))
     runs = demo_runs()
     if runs:
         (src/'runs').mkdir()
