@@ -17,3 +17,4 @@ html_static_path = []
 exclude_patterns = ['_build']
 suppress_warnings = ['mystnb.unknown_mime_type', 'misc.highlighting_failure']
 html_context = {'default_mode': 'light'}   # the theme otherwise logs an error where it cannot read a stored mode
+nb_render_markdown_format = 'myst'  # Markdown outputs (the drivers' tables) as MyST, which has tables

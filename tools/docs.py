@@ -38,10 +38,14 @@ def demo_runs() -> list[Path]:
     return sorted(found, key=lambda p: (order[p.stem.split('-')[0]], p.stem))
 
 
-def as_page(nb: Path) -> str:
-    "A notebook as nbdev's docs show it: `#| hide` cells (Colab install, test imports) left out, `#|` directives dropped."
+def as_page(nb: Path, suffix: str | None = None) -> str:
+    "A notebook as nbdev's docs show it: `#| hide` cells (Colab install, test imports) left out, `#|` directives dropped; `suffix` is added to its title (which run it is)."
     d = json.loads(nb.read_text())
     cells = []
+    if suffix:
+        for c in d['cells']:
+            if c['cell_type'] == 'markdown' and ''.join(c['source']).startswith('# '):
+                lines = ''.join(c['source']).split('\n'); lines[0] += f': {suffix}'; c['source'] = '\n'.join(lines); break
     for c in d['cells']:
         text = ''.join(c['source'])
         if c['cell_type'] == 'code':
@@ -66,7 +70,7 @@ def assemble(src: Path) -> Path:
     runs = demo_runs()
     if runs:
         (src/'runs').mkdir()
-        for nb in runs: shutil.copy(nb, src/'runs'/nb.name)
+        for nb in runs: (src/'runs'/nb.name).write_text(as_page(nb, suffix=nb.stem))
         drivers = [f'runs/{nb.stem}' for nb in runs]
     else:
         for d in DRIVERS: shutil.copy(ROOT/'nbs'/f'{d}.ipynb', src/'nbs'/f'{d}.ipynb')
