@@ -4,13 +4,14 @@
 
 # %% ../nbs/11_cli.ipynb 4
 from __future__ import annotations
-import sys
+import os, sys
 from pathlib import Path
 from fastcore.script import anno_parser, bool_arg, str2bool
+from .core import HubUnavailable
 from .synth import write_mini_diffusiondb, IMAGES_PER_PROMPT_2M
 
 # %% auto 0
-__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'synth', 'train', 'caption', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -66,10 +67,14 @@ def caption(paths:str,                  # images, folders (recursive), globs or 
 
 # %% ../nbs/11_cli.ipynb
 COMMANDS = {'synth': synth, 'train': train, 'caption': caption}
+# what a user can get wrong (an unknown name or value, a missing file or folder, no hub offline): one line, exit status 2
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, HubUnavailable)
 
 def main(argv:list[str]|None=None) -> int:
-    "Entry point of the `imgcap2text` command."
+    "Entry point of the `imgcap2text` command; `--debug` (or `IMGCAP2TEXT_DEBUG=1`) shows a user error's traceback."
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv or os.environ.get('IMGCAP2TEXT_DEBUG', '') not in ('', '0')
+    argv = [a for a in argv if a != '--debug']
     if not argv or argv[0] not in COMMANDS:
         print('usage: imgcap2text {' + ','.join(COMMANDS) + '} ...\n\ncommands:')
         for name, f in COMMANDS.items(): print(f'  {name:10s} {f.__doc__}')
@@ -82,7 +87,11 @@ def main(argv:list[str]|None=None) -> int:
             if o.startswith('--') and '_' in o: a.option_strings.append(o.replace('_', '-')); parser._option_string_actions[o.replace('_', '-')] = a
     args = vars(parser.parse_args(argv[1:]))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's debugging options
-    return f(**args)
+    try: return f(**args)
+    except USER_ERRORS as e:
+        if debug: raise
+        print(f'imgcap2text {argv[0]}: error: {e}  (--debug shows where)', file=sys.stderr)
+        return 2
 
 # %% ../nbs/11_cli.ipynb
 #| eval: false
