@@ -15,10 +15,11 @@ from datasets import Dataset, DatasetDict, Features, Value
 from .core import check_choice, require_hub, HubUnavailable, save_json, sha256_text, get_logger
 
 # %% auto 0
-__all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MIN_SIDE', 'log', 'HUB_REPO', 'N_PARTS_2M', 'PART_SIZE', 'HUB_SUBSETS', 'OFFLINE_HINT',
-           'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb', 'load_image',
-           'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb', 'normalise_prompt', 'column',
-           'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest', 'apply_split_manifest']
+__all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_SIDE', 'MIN_SIDE', 'log', 'HUB_REPO', 'N_PARTS_2M', 'PART_SIZE', 'HUB_SUBSETS',
+           'OFFLINE_HINT', 'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb',
+           'load_image', 'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb',
+           'normalise_prompt', 'column', 'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest',
+           'apply_split_manifest']
 
 # %% ../nbs/01_data.ipynb
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
@@ -43,7 +44,8 @@ def write_part(root:Path|str,  # the dataset folder; the zip goes to `root/image
     return path
 
 # %% ../nbs/01_data.ipynb
-MAX_PIXELS = 4096*4096
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS   # PIL's decompression-bomb limit (179M pixels: a 13,000² upscale still opens)
+MAX_SIDE = 2048                           # larger images are shrunk as they are decoded: no captioner looks at more
 MIN_SIDE = 8
 
 class BadImage(ValueError):
@@ -68,6 +70,7 @@ def to_rgb(im:Image.Image) -> Image.Image:
 def load_image(source,                    # a path, bytes, or a PIL image
                max_pixels:int=MAX_PIXELS, # refuse larger images (checked before decoding)
                min_side:int=MIN_SIDE,     # refuse images thinner than this
+               max_side:int|None=MAX_SIDE, # shrink larger images to this side while decoding (JPEG: `draft`, others: `reduce`); None: keep
               ) -> Image.Image:
     "Open `source` as an RGB PIL image, or raise `BadImage` with the reason."
     try:
@@ -75,18 +78,27 @@ def load_image(source,                    # a path, bytes, or a PIL image
         else:
             data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
             if not data: raise BadImage('empty file')
-            im = Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # PIL warns past half its limit; we decide below
+                im = Image.open(io.BytesIO(data))
         w, h = im.size
         if w * h > max_pixels: raise BadImage(f'image too large ({w}x{h} > {max_pixels} pixels)')
         if min(w, h) < min_side: raise BadImage(f'image too small ({w}x{h}, under {min_side} pixels a side)')
         if getattr(im, 'n_frames', 1) > 1: im.seek(0)
+        if max_side and max(w, h) > max_side and im.format == 'JPEG':
+            im.draft('RGB', (max_side, max_side))   # decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory
         with warnings.catch_warnings():
-            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # `max_pixels` has already decided
             im.load()
+        if max_side and max(im.size) > max_side:   # shrink by a whole factor, then to the side: one copy at a time
+            im = im.reduce(max(1, max(im.size) // max_side)) if im.mode in ('RGB', 'RGBA', 'L', 'LA', 'P', 'I', 'F') else im
+            if max(im.size) > max_side: im.thumbnail((max_side, max_side), Image.LANCZOS)
         im = ImageOps.exif_transpose(im)
         return to_rgb(im)
     except BadImage: raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError:
+        raise BadImage(f"image too large (over PIL's decompression-bomb limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as e:
         raise BadImage(f'unreadable image ({type(e).__name__}: {str(e)[:80]})') from None
 
 # %% ../nbs/01_data.ipynb

@@ -20,7 +20,8 @@ def bad_corpus(d):
     buf = io.BytesIO(); good.save(buf, 'PNG'); (d/'truncated.png').write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
     (d/'text.png').write_text('this is not an image')
     Image.new('RGB', (1, 1), 'red').save(d/'one_pixel.png')
-    Image.new('L', (10000, 10000)).save(d/'huge.png', compress_level=1)
+    huge = Image.new('L', (10000, 10000)); huge.paste(255, (0, 0, 5000, 5000)); huge.save(d/'huge.png', compress_level=1)   # an upscale: captioned
+    Image.new('L', (14000, 14000)).save(d/'bomb.png', compress_level=1)     # past PIL's decompression-bomb limit: skipped
     good.convert('CMYK').save(d/'cmyk.jpg')
     Image.fromarray((np.asarray(good.convert('L'), np.uint16) * 257)).save(d/'sixteen_bit.png')
     frames = [good, render('a blue star', 1, size=64)]
@@ -32,7 +33,7 @@ def bad_corpus(d):
     good.convert('P', palette=Image.ADAPTIVE).save(d/'palette.png')
     good.save(d/'good.png'); good.save(d/'good.jpg')
     skip = {'zero.png': 'empty file', 'truncated.png': 'unreadable', 'text.png': 'unreadable', 'one_pixel.png': 'too small',
-            'huge.png': 'too large'}
+            'bomb.png': "too large (over PIL's decompression-bomb limit"}
     return {f.name: skip.get(f.name, 'captioned') for f in d.iterdir()}
 
 
