@@ -99,7 +99,7 @@ bench: $(STAMP)
 	$(BIN)/python tools/benchmarks.py
 	$(BIN)/python tools/readme.py
 
-# how much data fine-tuning needs: BLIP on 250 ... 2,500 distinct prompts (tools/learning_curve.py, about 10 min on 2 cores);
+# how much data fine-tuning needs: BLIP on 250 ... 5,000 distinct prompts (tools/learning_curve.py, about 15 min on 2 cores);
 # benchmarks/learning_curve.{json,md} are kept in git, and the report draws the figure from them
 learning-curve: $(STAMP)
 	$(BIN)/python tools/learning_curve.py

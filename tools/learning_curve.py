@@ -3,7 +3,7 @@ mini-DiffusionDBs with more and more distinct prompts (DiffusionDB's 1.33 images
 scored on its own test split: Combined with its 95% interval, the oracle's Combined, and visible-part accuracy over
 the images that show each part.
 
-    .venv/bin/python tools/learning_curve.py                            # `make learning-curve`: 250 … 2,500 prompts
+    .venv/bin/python tools/learning_curve.py                            # `make learning-curve`: 250 … 5,000 prompts
     .venv/bin/python tools/learning_curve.py --prompts 250,1000 --model vit-gpt2
 
 Writes benchmarks/learning_curve.{json,md} (kept in git, with the machine it ran on), figures/learning_curve.{pdf,png}
@@ -53,7 +53,7 @@ def write_outputs(model, rows, config):
     print(df[cols].to_string())
 
 @call_parse
-def main(prompts:str='250,500,1000,2500',      # distinct prompts of each mini-DiffusionDB, comma-separated
+def main(prompts:str='250,1000,2500,5000',      # distinct prompts of each mini-DiffusionDB, comma-separated
          model:str='blip',                     # the captioner
          seed:int=42):
     check_model(model)
