@@ -130,11 +130,11 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
     train_ds, eval_ds = dsd['train'], dsd['validation']
     if captioner.cache_features:   # a frozen encoder: compute its outputs once, train only what learns
         train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)
+    s['bf16'] = resolve_bf16(s.get('bf16', False))   # 'auto' resolved once: what it is on this machine, as recorded
     trainer = train_model(captioner.model, CaptionCollator(captioner, s['max_length']), train_ds, eval_ds, out,
                           epochs=s['epochs'], lr=s['lr'], weight_decay=s['weight_decay'], scheduler=s['scheduler'],
                           batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume,
-                          callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s.get('bf16', False))
-    s['bf16'] = resolve_bf16(s.get('bf16', False))   # what it was on this machine
+                          callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s['bf16'])
     captioner.model.eval()
     captioner.save_pretrained(Path(out)/'model')
     hist = trainer.history

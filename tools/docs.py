@@ -13,7 +13,7 @@ from pathlib import Path
 from html.parser import HTMLParser
 from urllib.parse import urlsplit, unquote
 
-ROOT = Path(__file__).resolve().parents[1]
+from run_notebooks import ROOT, module_notebooks   # tools/ is on the path when this runs as a script
 DRIVERS = ('data', 'train', 'evaluate', 'analyse', 'report')
 TABLE_TITLES = dict(demo_results='Results of make demo', learning_curve='Learning curve of BLIP', results='Speed and memory')
 # a Sphinx warning of one of these kinds fails the build (docstring formatting warnings do not)
@@ -24,7 +24,7 @@ FATAL = re.compile(r'undefined label|unknown document|reference target not found
 def modules() -> list[str]:
     "The package's modules, from the notebooks' `#| default_exp` (in notebook order)."
     out = []
-    for nb in sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb')):
+    for nb in module_notebooks():
         m = re.search(r'#\|\s*default_exp\s+(\S+)', nb.read_text())
         if m: out.append(m.group(1).replace('\\n', '').strip('"'))
     return out
@@ -65,7 +65,7 @@ def toctree(caption: str, entries: list[str]) -> str:
 def assemble(src: Path) -> Path:
     "Write the site's sources into `src`: home page, notebooks, runs, benchmarks, API pages."
     shutil.rmtree(src, ignore_errors=True); (src/'nbs').mkdir(parents=True)
-    course = sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb'))
+    course = module_notebooks()
     for nb in course: (src/'nbs'/nb.name).write_text(as_page(nb))
     runs = demo_runs()
     if runs:
@@ -105,12 +105,10 @@ class _Links(HTMLParser):
 
 def broken_links(html: Path) -> list[str]:
     "Every internal link, image, stylesheet and script of every page that points to a missing file or anchor."
-    problems, ids = [], {}
-    for page in html.rglob('*.html'):
-        ids[page] = set(re.findall(r'\bid="([^"]+)"', page.read_text(errors='replace')))
-    for page in html.rglob('*.html'):
+    problems, texts = [], {page: page.read_text(errors='replace') for page in html.rglob('*.html')}
+    ids = {page: set(re.findall(r'\bid="([^"]+)"', text)) for page, text in texts.items()}
+    for page, text in texts.items():
         if '_static' in page.parts: continue          # the theme's templates, not pages
-        text = page.read_text(errors='replace')
         if 'class="problematic"' in text: problems.append(f'{page.relative_to(html)}: markup Sphinx could not resolve')
         p = _Links(); p.feed(text)
         for tag, url in p.links:
