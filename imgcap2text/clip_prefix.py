@@ -187,7 +187,8 @@ class ClipGpt2Captioner(Captioner):
         if preset == 'paper':
             # the report's pieces: CLIP ViT-B/16 and GPT-2 from the hub (or local folders `checkpoint`/clip and `checkpoint`/gpt2)
             clip_id, gpt_id = (f'{checkpoint}/clip', f'{checkpoint}/gpt2') if checkpoint else ('openai/clip-vit-base-patch16', 'gpt2')
-            if not Path(clip_id).is_dir(): require_hub(f'CLIP {clip_id!r} and GPT-2 {gpt_id!r}', "use preset='tiny', or pass a local folder as checkpoint")
+            if not Path(clip_id).is_dir(): require_hub(f'CLIP {clip_id!r} and GPT-2 {gpt_id!r}', "use preset='tiny', or pass a local folder as checkpoint",
+                                                       [(clip_id, 'config.json', 'model'), (gpt_id, 'config.json', 'model')])
             clip, gpt = CLIPModel.from_pretrained(clip_id), GPT2LMHeadModel.from_pretrained(gpt_id)
             tok = AutoTokenizer.from_pretrained(gpt_id)
             if tok.pad_token is None: tok.pad_token = tok.eos_token

@@ -11,8 +11,9 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
-           'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'require_hub', 'atomic_write', 'save_json',
-           'load_json', 'done_with', 'sha256_text', 'package_versions', 'git_commit', 'provenance', 'get_logger']
+           'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached', 'require_hub',
+           'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'package_versions', 'git_commit',
+           'provenance', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -84,12 +85,22 @@ def hub_offline() -> bool:
     "True when the environment asks for no hub access."
     return any(os.environ.get(k, '').lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
+def hub_cached(repo_id:str,              # e.g. 'Salesforce/blip-image-captioning-base'
+               filename:str='config.json', # a file the code path reads first
+               repo_type:str='model',    # 'model' or 'dataset'
+              ) -> bool:
+    "True when the local hub cache holds `filename` of `repo_id` (at the revision it last resolved `main` to)."
+    from huggingface_hub import try_to_load_from_cache
+    return isinstance(try_to_load_from_cache(repo_id, filename, repo_type=repo_type), str)
+
 def require_hub(what:str,        # what needed the hub, e.g. "DiffusionDB subset '2m_random_10k'"
                 alternative:str, # what to do instead offline
+                repos:list|tuple=(), # (repo_id, filename, repo_type) that the code path reads: offline, go on if all are cached
                ):
-    "Raise `HubUnavailable` when the hub is switched off."
-    if hub_offline():
-        raise HubUnavailable(f"{what} needs the Hugging Face Hub, but HF_HUB_OFFLINE is set. Offline: {alternative}")
+    "Raise `HubUnavailable` when the hub is switched off and the cache does not hold what `what` needs."
+    if hub_offline() and not (repos and all(hub_cached(*r) for r in repos)):
+        raise HubUnavailable(f"{what} needs the Hugging Face Hub, but HF_HUB_OFFLINE is set and the local cache does not hold it. "
+                             f"Offline: {alternative}")
 
 # %% ../nbs/00_core.ipynb
 def atomic_write(path:Path|str, # the file to (over)write

@@ -164,7 +164,7 @@ def download_parts(parts:list[int],         # part numbers
                    cache_dir:str|None=None, # where huggingface_hub keeps them
                   ) -> list[Path]:
     "Download DiffusionDB part zips from the hub (real code path for Colab)."
-    require_hub(f'DiffusionDB parts {parts[:3]}…', OFFLINE_HINT)
+    require_hub(f'DiffusionDB parts {parts[:3]}…', OFFLINE_HINT, [(HUB_REPO, f'images/{part_name(p)}.zip', 'dataset') for p in parts])
     from huggingface_hub import hf_hub_download
     try:
         return [Path(hf_hub_download(HUB_REPO, f'images/{part_name(p)}.zip', repo_type='dataset', cache_dir=cache_dir))

@@ -46,9 +46,16 @@ def bert_scorer(preset:str='tiny'):
     from bert_score import BERTScorer
     s = BERTSCORE_SETTINGS[check_choice('metric preset', preset, METRIC_PRESETS)]
     model = minilm_folder() if s['model'] == MINILM else s['model']
-    if model == 'roberta-large': require_hub("BERTScore's roberta-large", "use metric preset 'tiny' (all-MiniLM-L6-v2, shipped)")
-    return BERTScorer(model_type=model, num_layers=s['num_layers'], idf=s['idf'], lang='en',
-                      rescale_with_baseline=s['rescale_with_baseline'], device=get_device())
+    if model == 'roberta-large': require_hub("BERTScore's roberta-large", "use metric preset 'tiny' (all-MiniLM-L6-v2, shipped)",
+                                             [(model, 'config.json', 'model')])
+    scorer = BERTScorer(model_type=model, num_layers=s['num_layers'], idf=s['idf'], lang='en',
+                        rescale_with_baseline=s['rescale_with_baseline'], device=get_device())
+    tok, cfg = scorer._tokenizer, scorer._model.config
+    if tok.model_max_length > 100_000:
+        # roberta-large's hub repo has no tokenizer_config.json; transformers 5 no longer fills in its 512-token limit, and
+        # bert-score's truncation to that "unlimited" length overflows (found through the hub replica): use the model's own
+        tok.model_max_length = cfg.max_position_embeddings - (cfg.pad_token_id + 1 if cfg.model_type == 'roberta' else 0)
+    return scorer
 
 def bertscore_settings(preset:str='tiny') -> dict:
     import bert_score
@@ -121,7 +128,8 @@ class ClipScorer:
         from transformers import AutoTokenizer
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
         from imgcap2text.clip_prefix import load_clip
-        if not Path(path).is_dir(): require_hub(f'CLIP {path!r}', 'score with the tiny CLIP of a clip-gpt2 run (runs/clip-gpt2-tiny/model/clip)')
+        if not Path(path).is_dir(): require_hub(f'CLIP {path!r}', 'score with the tiny CLIP of a clip-gpt2 run (runs/clip-gpt2-tiny/model/clip)',
+                                                [(str(path), 'config.json', 'model')])
         return cls(load_clip(path), CLIPImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path), str(path))
 
     @property

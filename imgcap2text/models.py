@@ -197,7 +197,8 @@ class Captioner:
     def from_checkpoint(cls, checkpoint:str|None=None, preset:str='paper'):
         "The paper preset: the registry's hub checkpoint, or a local folder written by `save_pretrained`."
         ckpt = checkpoint or MODEL_SPECS[cls.name].checkpoint
-        if not Path(ckpt).is_dir(): require_hub(f'{cls.name} checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint")
+        if not Path(ckpt).is_dir(): require_hub(f'{cls.name} checkpoint {ckpt!r}', "use preset='tiny', or pass a local folder as checkpoint",
+                                                [(ckpt, 'config.json', 'model')])
         return cls.from_pretrained(ckpt, preset)
 
 def _shift_right(logits):
