@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
            'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached', 'require_hub',
            'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'package_versions', 'git_commit',
-           'provenance', 'get_logger']
+           'provenance', 'dist_rank_world', 'is_main_process', 'barrier', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -169,6 +169,24 @@ def provenance(config:dict|None=None, # the run's resolved config
     return dict(config=config or {}, **extra, packages=package_versions(), python=sys.version.split()[0],
                 platform=platform.platform(), git_commit=git_commit(),
                 created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+
+# %% ../nbs/00_core.ipynb
+def dist_rank_world() -> tuple[int, int]:
+    "This process's rank and the number of processes (torchrun sets `RANK` and `WORLD_SIZE`; one process otherwise)."
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+
+def is_main_process() -> bool:
+    "True in the process that writes a run's files (rank 0)."
+    return dist_rank_world()[0] == 0
+
+def barrier():
+    "Wait here until every process arrives (no-op in one process); starts the process group if needed: gloo on CPU, nccl on GPUs."
+    if dist_rank_world()[1] == 1: return
+    import torch, torch.distributed as dist
+    if not dist.is_initialized():
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    dist.barrier()
 
 # %% ../nbs/00_core.ipynb
 def get_logger(name:str='imgcap2text') -> logging.Logger:

@@ -12,7 +12,7 @@ from torch import nn
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, get_linear_schedule_with_warmup
 from transformers.trainer_utils import get_last_checkpoint
-from .core import save_json, load_json, get_logger, check_choice, resolve_bf16, show_progress
+from .core import save_json, load_json, get_logger, check_choice, resolve_bf16, show_progress, dist_rank_world, is_main_process
 from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
@@ -92,17 +92,22 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
                 **trainer_kwargs) -> Trainer:
     "Train any model with `Trainer`: eval and save every epoch, the best (or last) checkpoint's weights at the end, history in `out/history.json`."
     out = Path(out); ckpts = out/'checkpoints'; check_choice('keep', keep, ('best', 'last'))
+    rank, world = dist_rank_world()   # torchrun: `batch_size` is the global batch, shared among the processes
+    if batch_size % world: raise ValueError(f'batch_size {batch_size} is the global batch: it must divide among the {world} processes')
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
     cuda, bf16 = torch.cuda.is_available(), resolve_bf16(bf16)
     args = TrainingArguments(use_cpu=bf16 and not cuda,   # Trainer takes bf16 on a CPU only when told it is one
-                             output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
+                             output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size // world,
+        per_device_eval_batch_size=batch_size // world, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
         logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
         metric_for_best_model='eval_loss', greater_is_better=False, save_total_limit=2, remove_unused_columns=False,
         report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda and not bf16, bf16=bf16, dataloader_num_workers=0,
-        disable_tqdm=not show_progress(), **trainer_kwargs)
+        disable_tqdm=not show_progress(),
+        # each process's loss is its batch mean, as in one process: Trainer's token averaging across processes multiplies
+        # the loss of models that ignore `num_items_in_batch` (BLIP) by the number of processes
+        average_tokens_across_devices=False, **trainer_kwargs)
     opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs, warmup)
-    history = HistoryCallback(out/'history.json')
+    history = HistoryCallback(out/'history.json' if rank == 0 else None)   # one writer
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                       optimizers=(opt, sched), callbacks=[history] + list(callbacks or []))
     if not show_progress(): trainer.remove_callback(PrinterCallback)   # no per-step log lines either
@@ -111,10 +116,11 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
     start = out/'initial_eval.json'   # validation loss before any training: where the curve starts (epoch 0)
     if last and start.exists(): history.initial = load_json(start)['eval_loss']
     else:
-        history.initial = trainer.evaluate()['eval_loss']; save_json({'eval_loss': history.initial}, start)
+        history.initial = trainer.evaluate()['eval_loss']   # every process takes part; the main one writes it
+        if rank == 0: save_json({'eval_loss': history.initial}, start)
     trainer.train(resume_from_checkpoint=last)
     trainer.history = loss_history(trainer.state.log_history, history.initial)
-    save_json(trainer.history, out/'history.json')
+    if rank == 0: save_json(trainer.history, out/'history.json')
     return trainer
 
 def fit(captioner:Captioner,   # the captioner to train (its model is trained in place)
@@ -136,7 +142,7 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
                           batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume,
                           callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s['bf16'])
     captioner.model.eval()
-    captioner.save_pretrained(Path(out)/'model')
+    if is_main_process(): captioner.save_pretrained(Path(out)/'model')
     hist = trainer.history
     return dict(settings=s, history=hist, best_checkpoint=trainer.state.best_model_checkpoint,
                 best_eval_loss=trainer.state.best_metric, first_eval_loss=hist['epochs'][0]['eval_loss'] if hist['epochs'] else None)
@@ -248,7 +254,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
 
 # %% ../nbs/04_train.ipynb
 import json
-from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable, atomic_write
+from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable, atomic_write, is_main_process, barrier
 from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
 from .synth import IMAGES_PER_PROMPT_2M
 from .models import check_model, build_captioner, load_captioner
@@ -301,18 +307,23 @@ def train_run(model:str='blip',          # one of MODELS
     if not force and done_with(out/'summary.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
         return load_json(out/'summary.json')
-    if force: shutil.rmtree(out, ignore_errors=True)      # otherwise an unfinished run resumes from its checkpoints
+    main = is_main_process()   # torchrun: the main process alone writes the run folder; the others wait where they must
+    if force and main: shutil.rmtree(out, ignore_errors=True)   # otherwise an unfinished run resumes from its checkpoints
+    barrier()
     set_seed(seed)
     dsd = prepare_splits(source, n, seed, split_by)
-    out.mkdir(parents=True, exist_ok=True)
-    save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
     pre, tagging = {}, spec.train_settings(preset).get('vision')
     if tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
     if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
-    if preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
+    if main and preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
+    if not main:   # the main process chooses the decoding and writes the summary; wait for it
+        barrier(); return load_json(out/'summary.json')
     from imgcap2text.evaluation import choose_decoding   # evaluation builds on training: imported when needed
     decoding = choose_decoding(cap, dsd['validation'], metric_preset=preset)
     cap.decoding = decoding['best']; atomic_write(out/'model'/'captioner.json', json.dumps(cap.info(), indent=1))
@@ -323,4 +334,5 @@ def train_run(model:str='blip',          # one of MODELS
                    vision_tags=pre['vision']['tags'] if 'vision' in pre else None, decoding=decoding, provenance=provenance(config))
     save_json(summary, out/'summary.json')
     for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
+    barrier()
     return summary

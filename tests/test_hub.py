@@ -1,0 +1,107 @@
+"""The Colab path, run as a Colab user runs it, against the hub replica on 127.0.0.1 (`imgcap2text.hub_replica`):
+the train driver with the paper preset on a DiffusionDB hub subset for the three captioners, the evaluate driver with
+the paper metric preset (BERTScore roberta-large, CLIP ViT-B/16), `imgcap2text caption` on a paper run, and a second
+run offline from the warm cache. `HF_HUB_OFFLINE` is unset and every process is guarded: a connection to anything but
+127.0.0.1 is refused and logged, and the log must stay empty."""
+import csv, json, os, subprocess, sys, zipfile
+import pytest
+import papermill as pm
+from conftest import ROOT
+from imgcap2text.hub_replica import build_replica, serve_replica, replica_env
+
+OFFLINE_VARS = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
+# small and short: the code path, not the quality (the replica's weights are random)
+PAPER_RUN = dict(preset='paper', source='2m_first_1k', n=24, epochs=1, batch_size=4, grad_accum=1)
+
+
+@pytest.fixture(scope='module')
+def hub(tmp_path_factory):
+    root = build_replica(tmp_path_factory.mktemp('replica'))
+    with serve_replica(root) as server: yield server
+
+@pytest.fixture(scope='module')
+def home(tmp_path_factory): return tmp_path_factory.mktemp('colab')
+
+def use_replica(monkeypatch, hub, home, offline=False):
+    "This test's processes (papermill's kernels, the CLI) see the replica as the hub, online unless `offline`."
+    for k in OFFLINE_VARS: monkeypatch.delenv(k, raising=False)
+    for k, v in replica_env(hub, home).items():
+        if os.environ.get(k) != v: monkeypatch.setenv(k, v)
+    monkeypatch.setenv('IMGCAP2TEXT_HOME', str(home/'project'))
+    if offline: monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+
+def run_driver(name, home, out, **parameters):
+    pm.execute_notebook(str(ROOT/'nbs'/f'{name}.ipynb'), str(home/out), parameters=parameters, cwd=str(ROOT/'nbs'), progress_bar=False)
+
+def fetched(hub, since=0) -> set[str]:
+    "Paths of the files the hub served (GET) since request number `since`."
+    return {p.split('?')[0] for m, p in hub.requests[since:] if m == 'GET' and '/resolve/' in p}
+
+def guard_log(home) -> str: return (home/'guard.log').read_text() if (home/'guard.log').exists() else ''
+
+
+@pytest.mark.parametrize('model', ['blip', 'vit-gpt2', 'clip-gpt2'])
+def test_train_driver_paper_preset(model, hub, home, monkeypatch):
+    use_replica(monkeypatch, hub, home)
+    since = len(hub.requests)
+    run_driver('train', home, f'train-{model}.ipynb', model=model, **PAPER_RUN)
+    run = home/'project'/'runs'/f'{model}-paper'
+    s = json.loads((run/'summary.json').read_text())
+    assert s['config']['preset'] == 'paper' and s['config']['source'] == '2m_first_1k'
+    assert s['n_train'] + s['n_validation'] + s['n_test'] == 24 and s['settings']['epochs'] == 1
+    assert json.loads((run/'split.json').read_text())['leakage']['test_images_with_train_prompt'] == 0
+    got = fetched(hub, since)
+    # the part was downloaded (by this run or, cached, by an earlier one), and only the part the subset needs
+    parts = {p for p in fetched(hub) if p.startswith('/datasets/poloclub/diffusiondb/resolve/')}
+    assert len(parts) == 1 and parts.pop().endswith('/images/part-000001.zip')
+    if model == 'blip': assert any(p.endswith('/pytorch_model.bin') and 'Salesforce/blip-image-captioning-base' in p for p in got)
+    if model == 'vit-gpt2': assert any(p.endswith('/pytorch_model.bin') and 'nlpconnect/vit-gpt2-image-captioning' in p for p in got)
+    if model == 'clip-gpt2':
+        assert any(p.startswith('/openai/clip-vit-base-patch16/') and p.endswith('/model.safetensors') for p in got)
+        assert any(p.startswith('/gpt2/') and p.endswith('/model.safetensors') for p in got)
+        assert s['architecture']['freeze_gpt2'] is True          # the report's frozen GPT-2
+    # the decoding was chosen with the paper preset's BERTScore (roberta-large, from the hub)
+    assert s['decoding']['candidates'] and any('roberta-large' in p for p in fetched(hub))
+    assert guard_log(home) == ''
+
+
+def test_evaluate_driver_paper_metrics(hub, home, monkeypatch):
+    use_replica(monkeypatch, hub, home)
+    run_driver('evaluate', home, 'evaluate-blip.ipynb', model='blip', preset='paper', n_boot=50)
+    m = json.loads((home/'project'/'results'/'blip-paper'/'metrics.json').read_text())
+    assert m['config']['metric_preset'] == 'paper'
+    assert m['settings']['bertscore']['model'] == 'roberta-large' and m['settings']['clip']['model'] == 'openai/clip-vit-base-patch16'
+    assert {'prior', 'nearest neighbour', 'pre-trained', 'fine-tuned'} <= set(m['systems'])
+    for system in m['systems'].values(): assert -1 <= system['combined']['mean'] <= 1
+    assert any(p.startswith('/openai/clip-vit-base-patch16/') for p in fetched(hub))
+    assert guard_log(home) == ''
+
+
+def test_caption_cli_with_a_paper_run(hub, home, monkeypatch, tmp_path):
+    use_replica(monkeypatch, hub, home)
+    with zipfile.ZipFile(hub.root/'datasets/poloclub/diffusiondb/images/part-000002.zip') as z:
+        for name in [n for n in z.namelist() if n.endswith('.png')][:3]: z.extract(name, tmp_path/'images')
+    out = tmp_path/'captions.csv'
+    r = subprocess.run(['imgcap2text', 'caption', str(tmp_path/'images'), '--model', str(home/'project'/'runs'/'blip-paper'),
+                        '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 3 and all('caption' in row for row in rows)
+
+
+def test_second_run_offline_from_the_cache(hub, home, monkeypatch):
+    "HF_HUB_OFFLINE=1 with the cache the first runs filled: the paper preset trains again and asks the hub nothing."
+    use_replica(monkeypatch, hub, home, offline=True)
+    since = len(hub.requests)
+    run_driver('train', home, 'train-vit-gpt2-offline.ipynb', model='vit-gpt2', force=True, **PAPER_RUN)
+    assert json.loads((home/'project'/'runs'/'vit-gpt2-paper'/'summary.json').read_text())['config']['preset'] == 'paper'
+    assert hub.requests[since:] == [] and guard_log(home) == ''
+
+
+def test_offline_with_a_cold_cache_says_what_to_do(hub, home, monkeypatch, tmp_path):
+    use_replica(monkeypatch, hub, home, offline=True)
+    monkeypatch.setenv('HF_HOME', str(tmp_path/'empty-cache'))
+    r = subprocess.run(['imgcap2text', 'train', '--model', 'blip', '--preset', 'paper', '--source', '2m_first_1k'],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert 'cache does not hold it' in r.stderr and 'mini-DiffusionDB' in r.stderr
