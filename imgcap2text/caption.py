@@ -8,7 +8,7 @@ import glob, io, time, zipfile
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import atomic_write, get_logger, project_path, check_choice
+from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
 from .data import load_image, BadImage, IMAGE_EXTS
 from .models import load_captioner, MODELS, PRECISIONS
 from .generate import generate_captions
@@ -68,6 +68,17 @@ def resolve_model(model:str) -> Path:
 # %% ../nbs/05a_caption.ipynb
 COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy']
 
+def _shard(out:Path, rank:int, world:int, what:str='') -> Path:
+    "Where process `rank` of `world` keeps its own captions (or skips) until the main process merges them into `out`."
+    return out.with_name(f'{out.name}.rank{rank}-of-{world}{what}.csv')
+
+def _read_captions(out:Path) -> pd.DataFrame:
+    "The captions already made: `out`, and the shards an interrupted multi-process run left beside it."
+    parts = [out] + sorted(out.parent.glob(f'{glob.escape(out.name)}.rank*-of-*[0-9].csv'))
+    frames = [pd.read_csv(p, keep_default_na=False) for p in parts if p.exists() and p.stat().st_size]
+    done = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    return done.drop_duplicates('image', keep='first').reset_index(drop=True)
+
 def caption_paths(paths:list[str],             # files, folders, globs, part zips
                   model:str,                   # captioner folder, run folder or registry name
                   out:Path|str='captions.csv', # the CSV to write (and resume)
@@ -79,35 +90,58 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
-    "Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons."
+    """Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons.
+    Under torchrun each process captions every `world`-th image into its own shard, and the main process merges the
+    shards into `out`, in the order one process would have written it."""
     check_choice('precision', precision, tuple(PRECISIONS))   # before reading anything
-    out = Path(out)
+    out, (rank, world) = Path(out), dist_rank_world()
     items, skipped = iter_inputs(paths)
-    done = pd.read_csv(out, keep_default_na=False) if out.exists() and out.stat().st_size else pd.DataFrame(columns=COLUMNS)
+    done = _read_captions(out)
+    barrier()   # every process has read what is done before any process writes
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
-    cap = load_captioner(resolve_model(model), precision) if todo else None
-    rows, n_new, saved, last_save = done.to_dict('records'), 0, len(done), time.monotonic()
+    mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
+    cap = load_captioner(resolve_model(model), precision) if mine else None
+    rows, n_new, load_skips, last_save = (done.to_dict('records') if world == 1 else []), 0, [], time.monotonic()
+    saved = len(rows) if world == 1 else -1   # a shard is written at least once (an empty one replaces a stale one)
     def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one
         nonlocal saved, last_save
-        if len(rows) > saved: atomic_write(out, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
+        if len(rows) > saved: atomic_write(dest, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
         last_save = time.monotonic()
-    bar = tqdm(total=len(todo), desc='captioning', unit='img', disable=not progress)
+    bar = tqdm(total=len(mine), desc='captioning', unit='img', disable=not progress or rank != 0)
     try:
-        for i in range(0, len(todo), batch_size):
+        for i in range(0, len(mine), batch_size):
             keys, images = [], []
-            for k, read in todo[i:i + batch_size]:
+            for k, read in mine[i:i + batch_size]:
                 try: images.append(load_image(read())); keys.append(k)
-                except (BadImage, OSError) as e: skipped.append((k, str(e)))
+                except (BadImage, OSError) as e: load_skips.append((k, str(e)))
             if images:
                 gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
                 rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=round(g['mean_entropy'], 6)) for k, g in zip(keys, gens)]
                 n_new += len(images)
             if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
-            bar.update(len(todo[i:i + batch_size]))
+            bar.update(len(mine[i:i + batch_size]))
     finally:   # at the end, and on Ctrl-C or an error: keep what is done
         save(); bar.close()
+    if world > 1:
+        atomic_write(_shard(out, rank, world, '.skipped'), pd.DataFrame(load_skips, columns=['input', 'reason']).to_csv(index=False))
+        barrier()   # every shard is complete
+        if rank == 0: n_new, load_skips = _merge_shards(out, world, done, todo)
+        barrier()   # `out` is complete for every process
+    skipped += load_skips
     skip_file = out.with_name(out.name + '.skipped.csv')
-    if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
-    elif skip_file.exists(): skip_file.unlink()
+    if rank == 0:
+        if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
+        elif skip_file.exists(): skip_file.unlink()
     return dict(captioned=n_new, already=len(items) - len(todo), skipped=skipped, out=str(out))
+
+def _merge_shards(out:Path, world:int, done:pd.DataFrame, todo:list) -> tuple[int, list]:
+    "Main process: `out` = what was done + every shard's new captions in the input order; the shards are removed."
+    order = {k: i for i, (k, _) in enumerate(todo)}
+    new = [pd.read_csv(_shard(out, r, world), keep_default_na=False) for r in range(world)]
+    new = pd.concat(new, ignore_index=True) if new else pd.DataFrame(columns=COLUMNS)
+    new = new[new.image.isin(order)].assign(_order=lambda d: d.image.map(order)).sort_values('_order').drop(columns='_order')
+    atomic_write(out, pd.concat([done, new], ignore_index=True)[COLUMNS].to_csv(index=False))
+    skips = pd.concat([pd.read_csv(_shard(out, r, world, '.skipped'), keep_default_na=False) for r in range(world)], ignore_index=True)
+    for p in out.parent.glob(f'{glob.escape(out.name)}.rank*-of-*.csv'): p.unlink()
+    return len(new), list(skips.itertuples(index=False, name=None))

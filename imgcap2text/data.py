@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb 4
 from __future__ import annotations
-import io, re, json, math, zipfile, tempfile, unicodedata, warnings
+import io, re, json, math, shutil, hashlib, zipfile, tempfile, unicodedata, warnings
 from pathlib import Path
 from collections import Counter
 import numpy as np
@@ -12,14 +12,14 @@ import pandas as pd
 from PIL import Image, ImageOps
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
-from .core import check_choice, require_hub, HubUnavailable, save_json, sha256_text, get_logger
+from .core import check_choice, require_hub, hub_offline, HubUnavailable, save_json, sha256_text, get_logger
 
 # %% auto 0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_SIDE', 'MIN_SIDE', 'log', 'HUB_REPO', 'N_PARTS_2M', 'PART_SIZE', 'HUB_SUBSETS',
            'OFFLINE_HINT', 'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb',
            'load_image', 'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb',
            'normalise_prompt', 'column', 'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest',
-           'apply_split_manifest']
+           'apply_split_manifest', 'stream_diffusiondb', 'stream_split_of', 'stream_split']
 
 # %% ../nbs/01_data.ipynb
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
@@ -201,8 +201,12 @@ def load_diffusiondb(source:str|Path,          # a folder in DiffusionDB's layou
                      seed:int=42,              # for the sample and for a random hub subset's parts
                      max_pixels:int=MAX_PIXELS, # larger images are skipped
                      skips:Counter|None=None,  # filled with skipped members by reason
+                     streaming:bool=False,     # an `IterableDataset` read part by part (see `stream_diffusiondb`); `n`: its first n rows
                     ) -> Dataset:
     "DiffusionDB as a `datasets.Dataset` of RGB images with their prompt and generation parameters."
+    if streaming:
+        ids = stream_diffusiondb(source, seed, max_pixels, skips)
+        return ids.take(n) if n is not None else ids
     skips = Counter() if skips is None else skips
     path = Path(source)
     if path.is_dir():
@@ -296,3 +300,64 @@ def apply_split_manifest(ds:Dataset, manifest:dict|Path|str) -> DatasetDict:
         if missing: raise ValueError(f'{len(missing)} images of split {s!r} are not in the dataset, e.g. {missing[:3]}')
         out[s] = ds.select(sorted(index[x] for x in names))
     return DatasetDict(out)
+
+# %% ../nbs/01_data.ipynb
+def _stream_part(part:int|Path, keep_parts:bool, tmp:Path) -> tuple[Path, bool]:
+    "A local part zip, or a hub part fetched now; returns its path and whether to delete it after use."
+    if isinstance(part, Path): return part, False
+    name = f'images/{part_name(part)}.zip'
+    require_hub(f'DiffusionDB part {part}', OFFLINE_HINT, [(HUB_REPO, name, 'dataset')])
+    from huggingface_hub import hf_hub_download
+    try:
+        if keep_parts or hub_offline(): return Path(hf_hub_download(HUB_REPO, name, repo_type='dataset')), False
+        return Path(hf_hub_download(HUB_REPO, name, repo_type='dataset', local_dir=tmp)), True
+    except Exception as e:
+        raise HubUnavailable(f'could not download DiffusionDB part {part} ({type(e).__name__}: {e}). Offline: {OFFLINE_HINT}') from e
+
+def _stream(job):
+    "Rows of each part in turn; a downloaded part is deleted once read."
+    tmp = Path(tempfile.mkdtemp(prefix='imgcap2text-stream-'))
+    try:
+        for part in job['parts']:
+            path, delete = _stream_part(part, job['keep_parts'], tmp)
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    for rec in scan_part(path, job['skips']):
+                        try: im = load_image(zf.read(rec['member']), max_pixels=job['max_pixels'])
+                        except BadImage as e: job['skips'][str(e).split(' (')[0]] += 1; continue
+                        except (zipfile.BadZipFile, OSError, KeyError): job['skips']['unreadable zip member'] += 1; continue
+                        row = {k: rec[k] for k in ('prompt', 'seed', 'cfg', 'step', 'sampler', 'part_id', 'image_name')}
+                        yield dict(row, image=im, width=im.width, height=im.height)
+            except zipfile.BadZipFile: job['skips']['unreadable part (BadZipFile)'] += 1
+            finally:
+                if delete: path.unlink(missing_ok=True)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+def stream_diffusiondb(source:str|Path,          # a folder in DiffusionDB's layout, or a hub subset (see `HUB_SUBSETS`)
+                       seed:int=42,              # picks a random hub subset's parts
+                       max_pixels:int=MAX_PIXELS, # larger images are skipped
+                       skips:Counter|None=None,  # filled with skipped members by reason, as the stream is read
+                       keep_parts:bool=False,    # keep downloaded parts in the hub cache (default: delete each once read)
+                      ) -> datasets.IterableDataset:
+    "DiffusionDB as a `datasets.IterableDataset`: rows part by part, each hub part downloaded when reached."
+    path = Path(source)
+    if path.is_dir():
+        parts = sorted(path.glob('images/part-*.zip')) or sorted(path.glob('part-*.zip'))
+        if not parts: raise FileNotFoundError(f'no DiffusionDB part zips (images/part-XXXXXX.zip) under {path}')
+    elif str(source) in HUB_SUBSETS: parts = hub_parts(str(source), seed)
+    else: raise ValueError(f'{source!r} is neither a folder nor a DiffusionDB subset; valid subsets: {", ".join(HUB_SUBSETS)}')
+    job = dict(parts=parts, max_pixels=max_pixels, keep_parts=keep_parts, skips=Counter() if skips is None else skips)
+    return datasets.IterableDataset.from_generator(_stream, features=FEATURES, gen_kwargs=dict(job=job))
+
+def stream_split_of(prompt:str, fractions=(0.6, 0.2, 0.2), seed:int=42) -> str:
+    "The split of a prompt in a stream: a hash of the seed and the normalised prompt, read as a number in [0, 1)."
+    u = int(hashlib.sha256(f'{seed}\0{normalise_prompt(prompt)}'.encode()).hexdigest()[:16], 16) / 2**64
+    return SPLITS[int(np.searchsorted(np.cumsum(fractions)[:-1], u, side='right'))]
+
+def stream_split(ids:datasets.IterableDataset, fractions=(0.6, 0.2, 0.2), seed:int=42) -> datasets.IterableDatasetDict:
+    "Split a stream by prompt (see `stream_split_of`): three filtered views of it."
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1):
+        raise ValueError(f'fractions must be three non-negative shares summing to 1, got {fractions}')
+    return datasets.IterableDatasetDict({s: ids.filter(lambda p, s=s: stream_split_of(p, fractions, seed) == s, input_columns='prompt')
+                                         for s in SPLITS})

@@ -43,7 +43,8 @@ def loss_history(log_history:list[dict], initial_eval_loss:float|None=None) -> d
     "Per-step train loss and per-epoch train (mean of its steps) and validation loss, from `Trainer.state.log_history`; epoch 0 is before training."
     steps = [dict(step=h['step'], epoch=h['epoch'], loss=h['loss'], lr=h.get('learning_rate')) for h in log_history if 'loss' in h]
     evals = {round(h['epoch']): h['eval_loss'] for h in log_history if 'eval_loss' in h}
-    epochs = [dict(epoch=0, train_loss=None, eval_loss=initial_eval_loss)] if initial_eval_loss is not None else []
+    if initial_eval_loss is not None: evals[0] = initial_eval_loss
+    epochs = [dict(epoch=0, train_loss=None, eval_loss=evals[0])] if 0 in evals else []   # epoch 0: before training
     for e, v in sorted(evals.items()):
         if e == 0: continue
         tl = [s['loss'] for s in steps if e - 1 < s['epoch'] <= e + 1e-9]
@@ -96,7 +97,9 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
     if batch_size % world: raise ValueError(f'batch_size {batch_size} is the global batch: it must divide among the {world} processes')
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
     cuda, bf16 = torch.cuda.is_available(), resolve_bf16(bf16)
-    args = TrainingArguments(use_cpu=bf16 and not cuda,   # Trainer takes bf16 on a CPU only when told it is one
+    last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
+    # on a CPU Trainer must be told it is one: for bf16, and for several processes (gloo) to share the data
+    args = TrainingArguments(use_cpu=not cuda, ddp_backend='gloo' if world > 1 and not cuda else None,
                              output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size // world,
         per_device_eval_batch_size=batch_size // world, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
         logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
@@ -105,21 +108,18 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
         disable_tqdm=not show_progress(),
         # each process's loss is its batch mean, as in one process: Trainer's token averaging across processes multiplies
         # the loss of models that ignore `num_items_in_batch` (BLIP) by the number of processes
-        average_tokens_across_devices=False, **trainer_kwargs)
+        average_tokens_across_devices=False,
+        # the validation loss before training (epoch 0), inside `train`: an `evaluate()` before `train()` marks the model
+        # as prepared, and under torchrun it then trains without DDP (each process on its own shard, never synchronised)
+        eval_on_start=last is None, **trainer_kwargs)
     opt, sched = make_optimizer(model, lr, weight_decay, scheduler, steps_per_epoch, epochs, warmup)
     history = HistoryCallback(out/'history.json' if rank == 0 else None)   # one writer
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                       optimizers=(opt, sched), callbacks=[history] + list(callbacks or []))
     if not show_progress(): trainer.remove_callback(PrinterCallback)   # no per-step log lines either
-    last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
-    if last: log.info(f'resuming from {last}')
-    start = out/'initial_eval.json'   # validation loss before any training: where the curve starts (epoch 0)
-    if last and start.exists(): history.initial = load_json(start)['eval_loss']
-    else:
-        history.initial = trainer.evaluate()['eval_loss']   # every process takes part; the main one writes it
-        if rank == 0: save_json({'eval_loss': history.initial}, start)
+    if last: log.info(f'resuming from {last}')   # its saved log history has the evaluations before it, epoch 0's included
     trainer.train(resume_from_checkpoint=last)
-    trainer.history = loss_history(trainer.state.log_history, history.initial)
+    trainer.history = loss_history(trainer.state.log_history)
     if rank == 0: save_json(trainer.history, out/'history.json')
     return trainer
 
