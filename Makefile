@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks
+.PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks gpu-wheels
 install: $(STAMP)
 
 $(STAMP): requirements.txt settings.ini setup.py
@@ -93,6 +93,10 @@ check: $(STAMP)
 readme:
 	if [ -f report/generated/summary.md ]; then cp report/generated/summary.md benchmarks/demo_results.md; fi
 	python3 tools/readme.py
+
+# wheels of what the GPU machine lacks (it has torch and transformers, no network), for tools/gpu_check.sh to install
+gpu-wheels: $(STAMP)
+	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate
 
 # speed and memory ratios (tools/benchmarks.py): a printed table, benchmarks/results.{json,md}, then the README that shows it
 bench: $(STAMP)

@@ -15,7 +15,7 @@ from transformers import (PreTrainedTokenizerFast, BertTokenizerFast, AutoTokeni
                           VisionEncoderDecoderModel)
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from .core import check_choice, require_hub, get_logger
+from .core import check_choice, require_hub, get_logger, get_device
 
 # %% auto 0
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
@@ -378,4 +378,4 @@ def load_captioner(path:Path|str,             # a folder written by `Captioner.s
     if info['name'] == 'clip-gpt2': import imgcap2text.clip_prefix
     cap = CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
     cap.decoding = info.get('decoding')
-    return cap.to(precision=precision) if precision else cap
+    return cap.to(device=get_device(), precision=precision)   # on the GPU where there is one (Colab), as training was

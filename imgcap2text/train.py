@@ -90,18 +90,22 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
                 callbacks:list|None=None,   # extra `TrainerCallback`s (early stopping, timing, …)
                 keep:str='best',            # the model at the end: 'best' (lowest validation loss) or 'last' epoch's
                 warmup:float=0.0,           # share of the steps of linear warm-up (linear schedule)
+                max_steps:int|None=None,    # train this many steps, not `epochs` (a stream has no length): evaluated and saved at the end
                 **trainer_kwargs) -> Trainer:
     "Train any model with `Trainer`: eval and save every epoch, the best (or last) checkpoint's weights at the end, history in `out/history.json`."
     out = Path(out); ckpts = out/'checkpoints'; check_choice('keep', keep, ('best', 'last'))
     rank, world = dist_rank_world()   # torchrun: `batch_size` is the global batch, shared among the processes
     if batch_size % world: raise ValueError(f'batch_size {batch_size} is the global batch: it must divide among the {world} processes')
-    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
+    if max_steps: epochs, steps_per_epoch = 1, max_steps   # the schedule spans the steps
+    else: steps_per_epoch = math.ceil(math.ceil(len(train_ds) / batch_size) / grad_accum)
+    by = dict(max_steps=max_steps, eval_strategy='steps', eval_steps=max_steps, save_strategy='steps', save_steps=max_steps) \
+         if max_steps else dict(eval_strategy='epoch', save_strategy='epoch')
     cuda, bf16 = torch.cuda.is_available(), resolve_bf16(bf16)
     last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
     # on a CPU Trainer must be told it is one: for bf16, and for several processes (gloo) to share the data
     args = TrainingArguments(use_cpu=not cuda, ddp_backend='gloo' if world > 1 and not cuda else None,
                              output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size // world,
-        per_device_eval_batch_size=batch_size // world, gradient_accumulation_steps=grad_accum, eval_strategy='epoch', save_strategy='epoch',
+        per_device_eval_batch_size=batch_size // world, gradient_accumulation_steps=grad_accum, **by,
         logging_strategy='steps', logging_steps=1, logging_nan_inf_filter=False, load_best_model_at_end=keep == 'best',
         metric_for_best_model='eval_loss', greater_is_better=False, save_total_limit=2, remove_unused_columns=False,
         report_to=[], seed=seed, data_seed=seed, fp16=fp16 and cuda and not bf16, bf16=bf16, dataloader_num_workers=0,

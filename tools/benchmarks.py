@@ -29,7 +29,8 @@ def caption_vs_pipeline(folder, images, batch_size, precision='fp32'):
     from imgcap2text.models import load_captioner, PRECISIONS
     from imgcap2text.generate import generate_captions
     # transformers 5 folded "image-to-text" into "image-text-to-text"; an empty text asks BLIP for a plain caption
-    pipe = pipeline('image-text-to-text', model=str(folder), dtype=PRECISIONS[precision])
+    from imgcap2text.core import get_device
+    pipe = pipeline('image-text-to-text', model=str(folder), dtype=PRECISIONS[precision], device=get_device())   # where load_captioner puts ours
     def baseline(): return [pipe(images=im, text='', max_new_tokens=DECODING['max_new_tokens'],
                                  generate_kwargs=dict(do_sample=False, num_beams=1))[0]['generated_text'].strip() for im in images]
     cap = load_captioner(folder, precision)
@@ -145,6 +146,51 @@ def bench_memory(rows):
     rows.append(dict(benchmark='peak memory, one BLIP-base training step (batch 8, 384², fp32, CPU)', baseline=f'{before / 2**20:.2f} GiB after building the model',
                      ours=f'{after / 2**20:.2f} GiB peak ({time.perf_counter() - t:.0f} s)', ratio=float('nan'), goal='(measured)'))
 
+STREAM = r"""
+import sys, json, math, time, resource, tempfile
+from datasets import Dataset
+from imgcap2text.data import stream_diffusiondb, stream_split, FEATURES
+from imgcap2text.models import build_captioner
+from imgcap2text.train import train_model, CaptionCollator
+subset, rows_per_part, n_parts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = time.perf_counter()
+splits = stream_split(stream_diffusiondb(subset), seed=0)   # hub parts fetched from the replica when reached, deleted once read
+val = Dataset.from_generator(lambda: iter(splits['validation'].take(16)), features=FEATURES)
+prompts = [r['prompt'] for r in splits['train'].select_columns(['prompt']).take(200)]
+cap = build_captioner('blip', 'tiny', train_prompts=prompts)
+steps = math.ceil(0.6 * rows_per_part * n_parts / 16)       # one pass over the training rows of every part
+seen = []
+class Count:   # the collator, counting the rows the stream delivered
+    def __init__(self, c): self.c = c
+    def __call__(self, rows): seen.extend(r['part_id'] for r in rows); return self.c(rows)
+train_model(cap.model, Count(CaptionCollator(cap, 48)), splits['train'], val, tempfile.mkdtemp(), max_steps=steps, batch_size=16,
+            lr=1e-3, keep='last', bf16='auto')
+print(json.dumps(dict(rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, seconds=time.perf_counter() - t, steps=steps,
+                      rows=len(seen), parts=len(set(seen)))))
+"""
+
+def bench_streaming(rows, rows_per_part=300, size=256):
+    """Peak memory of training the tiny BLIP by steps over a DiffusionDB stream of 1 and of 10 hub parts (one pass over
+    every part's training rows), the parts served by the hub replica on 127.0.0.1 and each deleted once read."""
+    from imgcap2text.hub_replica import build_replica, serve_replica, replica_env
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)/'hub'; (root/'models').mkdir(parents=True)
+        from imgcap2text.hub_replica import build_diffusiondb
+        build_diffusiondb(root/'datasets'/'poloclub'/'diffusiondb', n_parts=10, images_per_part=rows_per_part, size=size)
+        with serve_replica(root) as hub:
+            res = {}
+            for subset, n in (('2m_first_1k', 1), ('2m_first_10k', 10)):
+                env = replica_env(hub, Path(d)/subset) | dict(IMGCAP2TEXT_PROGRESS='0')
+                out = subprocess.run([sys.executable, '-c', STREAM, subset, str(rows_per_part), str(n)], env=env, capture_output=True, text=True)
+                if out.returncode: raise RuntimeError(out.stderr[-3000:])
+                res[n] = json.loads(out.stdout.strip().splitlines()[-1])
+                print(subset, res[n], flush=True)
+    one, ten = res[1], res[10]
+    rows.append(dict(benchmark=f'peak memory, tiny BLIP trained by steps over a DiffusionDB stream ({rows_per_part} images {size}² a part, hub replica)',
+                     baseline=f"{one['rss'] / 2**10:.0f} MiB, 1 part ({one['steps']} steps, {one['rows']} rows, {one['seconds']:.0f} s)",
+                     ours=f"{ten['rss'] / 2**10:.0f} MiB, 10 parts ({ten['steps']} steps, {ten['rows']} rows from {ten['parts']} parts, {ten['seconds']:.0f} s)",
+                     ratio=ten['rss'] / one['rss'], goal='<= 1.1x (flat)'))
+
 OUT = Path(__file__).resolve().parents[1]/'benchmarks'   # committed: the README and the report show this table
 
 def machine() -> str:
@@ -166,7 +212,7 @@ def write_results(rows:list[dict], ran:list[str]):
     atomic_write(OUT/'results.md', f'{table}\n\nMeasured by `make bench` (tools/benchmarks.py) on {machine()}.\n')
     return table
 
-BENCHMARKS = (bench_captioning, bench_cached_clip, bench_evaluator, bench_memory)
+BENCHMARKS = (bench_captioning, bench_cached_clip, bench_evaluator, bench_memory, bench_streaming)
 
 if __name__ == '__main__':
     chosen = sys.argv[1:] or [b.__name__ for b in BENCHMARKS]   # names of benchmarks to run (default: all), e.g. `bench_evaluator`

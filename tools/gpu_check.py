@@ -1,0 +1,69 @@
+"""The GPU check (issue 12): what matters on CUDA, measured in one run of a few minutes, written to benchmarks/gpu.{json,md}
+with the device named.
+
+1. Captioning with the BLIP-base architecture (384², random weights: the device machine has no hub), batched against
+   transformers' `pipeline` one image at a time, in fp32 and bf16 (tools/benchmarks.py `bench_captioning`).
+2. A paper-size BLIP training step (BLIP-base, batch 8, 384², 40 tokens) under fp16 and bf16 autocast and in fp32:
+   time per step and peak GPU memory.
+3. The CLIP-prefix training epoch at the report's sizes (CLIP ViT-B/16, GPT-2 base), embeddings cached once against
+   encoding the images at every step (`bench_cached_clip`).
+
+    bash tools/gpu_check.sh            # on the GPU machine (installs what it lacks from wheels/ if there)
+    python tools/gpu_check.py --dry-run   # anywhere: the same code on the CPU at toy sizes, writes nothing
+"""
+import sys, json, time, argparse
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch, pandas as pd
+import benchmarks as B
+from imgcap2text.core import provenance, atomic_write
+
+def training_step(rows, batch:int=8, size:int=384, tokens:int=40, steps:int=5, config:dict|None=None):
+    "Mean time of a BLIP training step after a warm-up, and the peak GPU memory, in fp32 and under fp16 / bf16 autocast."
+    from transformers import BlipConfig, BlipForConditionalGeneration
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(BlipConfig(**(config or {}))).to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    pv = torch.randn(batch, 3, size, size, device=dev); ids = torch.randint(1000, 2000, (batch, tokens), device=dev)
+    res = {}
+    for name, dtype in (('fp32', None), ('fp16', torch.float16), ('bf16', torch.bfloat16)):
+        if dev == 'cuda' and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported(): continue
+        scaler = torch.amp.GradScaler(dev, enabled=dtype is torch.float16 and dev == 'cuda')
+        def step():
+            with torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = model(pixel_values=pv, input_ids=ids, labels=ids).loss
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+        step()   # warm-up
+        if dev == 'cuda': torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        for _ in range(steps): step()
+        if dev == 'cuda': torch.cuda.synchronize()
+        res[name] = ((time.perf_counter() - t) / steps, torch.cuda.max_memory_allocated() / 2**30 if dev == 'cuda' else float('nan'))
+    for name, (sec, mem) in res.items():
+        rows.append(dict(benchmark=f'BLIP training step, batch {batch}, {size}², {tokens} tokens, {name}' + (' autocast' if name != 'fp32' else ''),
+                         baseline=f"{res['fp32'][0] * 1000:.0f} ms/step fp32", ours=f'{sec * 1000:.0f} ms/step, peak {mem:.2f} GiB',
+                         ratio=res['fp32'][0] / sec, goal='(measured)'))
+        print(rows[-1], flush=True)
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(); ap.add_argument('--dry-run', action='store_true', help='toy sizes on any device; writes nothing')
+    dry = ap.parse_args().dry_run
+    if not dry and not torch.cuda.is_available(): sys.exit('no CUDA device: run this on the GPU machine, or try --dry-run')
+    rows, t0 = [], time.perf_counter()
+    if dry:
+        small = dict(vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=64),
+                     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2))
+        training_step(rows, batch=2, size=64, tokens=8, steps=1, config=small)
+    else:
+        for bench in (B.bench_captioning, lambda r: training_step(r), B.bench_cached_clip):
+            new = []; bench(new); rows += new
+    df = pd.DataFrame(rows)[['benchmark', 'baseline', 'ours', 'ratio', 'goal']]
+    df['ratio'] = df.ratio.map(lambda r: '—' if r != r else f'{r:.1f}x')
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'
+    table = df.to_markdown(index=False) + f'\n\nMeasured by `tools/gpu_check.sh` on {device} (torch {torch.__version__}) in {time.perf_counter() - t0:.0f} s.\n'
+    print(table)
+    if not dry:
+        out = Path(__file__).resolve().parents[1]/'benchmarks'
+        atomic_write(out/'gpu.json', json.dumps(dict(rows=rows, device=device, provenance=provenance()), indent=1, default=str))
+        atomic_write(out/'gpu.md', table)
