@@ -26,7 +26,8 @@ __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'METRIC_NAMES', 'DECODI
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
-SYSTEMS = ('prior', 'nearest neighbour', 'pre-trained', 'fine-tuned', 'oracle')   # floor to ceiling: the tables' row order
+# floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
+SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'regression', 'pre-trained', 'fine-tuned', 'interrogator', 'oracle')
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 
@@ -290,9 +291,14 @@ def evaluate_run(model:str='blip',          # one of MODELS
     visible = image_visibility(test)   # which parts each test image really shows
     oracle = oracle_captions(prompts, train_prompts, visible)
     if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
+    from imgcap2text.systems import practice_systems, sentence_embeds
+    practice = practice_systems(scorer, im_train, train_prompts, im_test, frames['fine-tuned'][0].caption.tolist(), seed=seed)
+    for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
     scored, summaries, settings = {}, {}, None
     for k, (df, vocab) in frames.items():
         scored[k], info = score_frame(df, images, scorer, vocab, metric_preset, image_embeds=im_test)
+        if k == 'regression':   # it predicts the embedding the cosine metric compares: scored as predicted, not as decoded
+            scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
         summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
         if 'oracle' in frames: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
@@ -302,7 +308,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     cols = ['image', 'prompt', 'caption', 'n_tokens', *METRICS, 'mean_entropy']
     for k, f in (('fine-tuned', 'predictions.csv'), ('pre-trained', 'predictions_pretrained.csv')):
         atomic_write(out/f, scored[k][cols].to_csv(index=False))
-    atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in ('prior', 'nearest neighbour', 'oracle') if k in scored])
+    atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in SYSTEMS if k in scored and k not in ('pre-trained', 'fine-tuned')])
                  [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
     save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1', caption=f'Table 1: {name}, test split')
     save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {name}')

@@ -43,7 +43,8 @@ def number_macros(values:dict, digits:int=3) -> str:
 def collect_numbers(results:Path|str) -> dict:
     "Every number the report quotes, keyed by macro name parts."
     results, v = Path(results), {}
-    short = {'pre-trained': 'pre', 'fine-tuned': 'fine', 'prior': 'prior', 'nearest neighbour': 'nn', 'oracle': 'oracle'}
+    short = {'pre-trained': 'pre', 'fine-tuned': 'fine', 'prior': 'prior', 'nearest neighbour': 'nn', 'oracle': 'oracle',
+             'retrieval': 'retrieval', 'regression': 'regression', 'interrogator': 'interrogator'}
     for d in sorted(results.iterdir()):
         if not (d/'metrics.json').exists(): continue
         m, run = load_json(d/'metrics.json'), d.name
@@ -103,7 +104,7 @@ def results_summary(results:Path|str) -> pd.DataFrame:
         for sys_ in SYSTEMS:
             s = m['systems'].get(sys_)
             if s is None or sys_ == 'pre-trained': continue
-            if sys_ in ('prior', 'nearest neighbour', 'oracle'):   # the same for every run of a split: shown once
+            if sys_ in ('prior', 'nearest neighbour', 'retrieval', 'regression', 'oracle'):   # the same for every run of a split: shown once
                 if (split, sys_) in baselines_shown: continue
                 baselines_shown.add((split, sys_))
             c = s['combined']

@@ -95,6 +95,13 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
     assert 'tok:13a' in m['settings']['bleu']['corpus'] and m['settings']['bertscore']['model'].endswith('all-MiniLM-L6-v2')
     for t in ('table1', 'table2', 'baselines', 'visible'):
         assert (out/f'{t}.tex').exists() and (out/f'{t}.md').exists()
+    # the practitioners' systems (issue 14): a prompt for every test image; the interrogator only ever raises the CLIP
+    # score of the caption it starts from (image by image)
+    base = pd.read_csv(out/'baselines.csv', keep_default_na=False)
+    for k in ('retrieval', 'regression', 'interrogator'): assert k in s and (base.system == k).sum() == m['n_test'], k
+    chain = base[base.system == 'interrogator'].set_index('image').clip
+    assert (chain - pred.set_index('image').clip.loc[chain.index] >= -1e-3).all()
+    assert -1 <= s['regression']['cosine']['mean'] <= 1 and s['regression']['cosine']['mean'] != s['retrieval']['cosine']['mean']
     assert r'\toprule' in (out/'table1.tex').read_text()
 
 
