@@ -92,6 +92,7 @@ check: $(STAMP)
 # README from nbs/index.ipynb; the demo's results table (report/generated/summary.md, written by make report) is kept in benchmarks/
 readme:
 	if [ -f report/generated/summary.md ]; then cp report/generated/summary.md benchmarks/demo_results.md; fi
+	if [ -f report/generated/leaderboard/leaderboard.md ]; then cp report/generated/leaderboard/leaderboard.md benchmarks/leaderboard.md; fi
 	python3 tools/readme.py
 
 # wheels of what the GPU machine lacks (it has torch and transformers, no network), for tools/gpu_check.sh to install

@@ -12,9 +12,10 @@ from .metrics import ClipScorer, clip_columns
 from .clip_prefix import PREFIXES
 
 # %% auto 0
-__all__ = ['log', 'with_template', 'prefix_captions', 'prefix_matrix', 'centre', 'prefix_ranking', 'top_bottom_cumulative',
-           'pixel_similarity', 'synthetic_text_to_image', 'regenerate_similarity', 'prefix_study', 'regenerate_study',
-           'run_analysis']
+__all__ = ['MODEL_LABELS', 'LEADERBOARD_METRICS', 'log', 'with_template', 'prefix_captions', 'prefix_matrix', 'centre',
+           'prefix_ranking', 'top_bottom_cumulative', 'pixel_similarity', 'synthetic_text_to_image',
+           'regenerate_similarity', 'leaderboard', 'leaderboard_winners', 'leaderboard_table', 'write_leaderboard',
+           'prefix_study', 'regenerate_study', 'run_analysis']
 
 # %% ../nbs/08_analysis.ipynb
 def with_template(prefix:str, caption:str) -> str:
@@ -92,6 +93,71 @@ def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_t
     return out
 
 # %% ../nbs/08_analysis.ipynb
+from .core import load_json
+MODEL_LABELS = {'blip': 'BLIP', 'vit-gpt2': 'ViT-GPT2', 'clip-gpt2': 'CLIP-prefix GPT-2'}
+LEADERBOARD_METRICS = ('combined', 'cosine', 'clip')
+
+def leaderboard(results:Path|str,    # the results/ folder
+                preset:str='tiny',   # whose runs: results/<model>-<preset>/ for every model
+               ) -> pd.DataFrame:
+    "One row per system (floor to ceiling): each metric's mean and 95% interval, visible-part accuracy, and where it was read."
+    runs = {m: Path(results)/f'{m}-{preset}' for m in MODEL_LABELS}
+    metrics = {m: load_json(r/'metrics.json') for m, r in runs.items() if (r/'metrics.json').exists()}
+    if not metrics: raise FileNotFoundError(f'no evaluation of a {preset} run in {results}: run the evaluate driver first')
+    if len({m['n_test'] for m in metrics.values()}) > 1: raise ValueError('the runs were evaluated on different test splits')
+    first = next(iter(metrics))
+    shared = ('prior', 'nearest neighbour', 'retrieval', 'regression')
+    picks = [(s, s, first) for s in shared] + [(MODEL_LABELS[m], 'fine-tuned', m) for m in metrics]
+    if 'blip' in metrics: picks.append(('interrogator', 'interrogator', 'blip'))
+    picks.append(('oracle', 'oracle', first))
+    rows = []
+    for label, system, m in picks:
+        s = metrics[m]['systems'].get(system)
+        if s is None: continue
+        row = dict(system=label, source=f'{m}-{preset}:{system}')
+        for k in LEADERBOARD_METRICS: row |= {k: s[k]['mean'], f'{k}_lo': s[k]['lo'], f'{k}_hi': s[k]['hi']}
+        rows.append(row | dict(visible=s.get('visible', {}).get('all', float('nan'))))
+    return pd.DataFrame(rows)
+
+def leaderboard_winners(board:pd.DataFrame) -> dict:
+    "Per metric (and visible-part accuracy): the best system other than the oracle, the runner-up, and whether their intervals are apart."
+    out, real = {}, board[board.system != 'oracle']
+    for k in (*LEADERBOARD_METRICS, 'visible'):
+        top = real.sort_values(k, ascending=False).iloc[:2]
+        a, b = top.iloc[0], top.iloc[1]
+        out[k] = dict(best=a.system, value=float(a[k]), runner_up=b.system, runner_up_value=float(b[k]),
+                      apart=bool(k != 'visible' and a[f'{k}_lo'] > b[f'{k}_hi']))
+    return out
+
+def leaderboard_table(board:pd.DataFrame) -> pd.DataFrame:
+    "The leaderboard for reading: 'mean [lo, hi]' per metric, the best non-oracle value of each column in bold (**…**)."
+    t = pd.DataFrame({'System': board.system})
+    best = leaderboard_winners(board)
+    for k, name in (('combined', 'Combined'), ('cosine', 'Cosine'), ('clip', 'CLIP score')):
+        d = 1 if k == 'clip' else 3
+        t[name] = [(f'**{r[k]:.{d}f}**' if r.system == best[k]['best'] else f'{r[k]:.{d}f}') + f' [{r[k+"_lo"]:.{d}f}, {r[k+"_hi"]:.{d}f}]'
+                   for _, r in board.iterrows()]
+    t['Visible parts'] = [f'**{v:.2f}**' if s == best['visible']['best'] else f'{v:.2f}' for s, v in zip(board.system, board.visible)]
+    return t.set_index('System')
+
+# %% ../nbs/08_analysis.ipynb
+def write_leaderboard(results:Path|str, preset:str='tiny', out:Path|str|None=None) -> dict:
+    "results/leaderboard/: the board (`leaderboard.csv`), its table (`.md`, `.tex`), the winners (`winners.json`) and the figure."
+    from imgcap2text.core import atomic_write, save_json
+    from imgcap2text.evaluation import save_table
+    from imgcap2text.plots import plot_leaderboard
+    out = Path(out or Path(results)/'leaderboard'); out.mkdir(parents=True, exist_ok=True)
+    board, caption = leaderboard(results, preset), f'Leaderboard: the {preset} runs, test split by prompt, 95% intervals'
+    winners = leaderboard_winners(board)
+    atomic_write(out/'leaderboard.csv', board.to_csv(index=False))
+    t = leaderboard_table(board)
+    save_table(t.replace(r'\*\*(.*?)\*\*', r'\\textbf{\1}', regex=True), out/'leaderboard', escape=False, column_format='lllll')
+    atomic_write(out/'leaderboard.md', f'{caption}\n\n' + t.to_markdown() + '\n')   # bold as markdown
+    save_json(winners, out/'winners.json')
+    plot_leaderboard(board, out, 'leaderboard')
+    return dict(board=board, winners=winners)
+
+# %% ../nbs/08_analysis.ipynb
 from pathlib import Path
 from .core import project_path, load_json, save_json, atomic_write, get_logger, provenance
 from .evaluation import load_run_splits, default_clip, bootstrap_ci
@@ -153,5 +219,7 @@ def run_analysis(preset:str='tiny', clip:str|None=None, progress:bool=True) -> d
     done = {d.name: d for d in sorted(project_path('results').glob(f'*-{preset}*')) if (d/'metrics.json').exists()}
     if done:
         info['regenerate'] = regenerate_study(done, out).to_dict('records')
+    if any((project_path('results', f'{m}-{preset}')/'metrics.json').exists() for m in MODELS):
+        info['leaderboard'] = write_leaderboard(project_path('results'), preset)['winners']
     save_json(info | {'provenance': provenance(dict(preset=preset, clip=clip))}, out/'analysis.json')
     return info

@@ -15,7 +15,8 @@ from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
-__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'iter_inputs', 'resolve_model', 'caption_paths']
+__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'resolve_run', 'system_prompts',
+           'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
@@ -79,6 +80,23 @@ def _read_captions(out:Path) -> pd.DataFrame:
     done = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return done.drop_duplicates('image', keep='first').reset_index(drop=True)
 
+# the captioner, or one of the practitioners' systems (`systems.SYSTEMS`)
+ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator')
+
+def resolve_run(model:str) -> Path:
+    "The training run behind `model` (the folder with its split), which the systems are fitted on."
+    run = resolve_model(model).parent
+    if not (run/'split.json').exists():
+        raise FileNotFoundError(f'{run} is a saved captioner without its training run (no split.json): --system needs a run folder, e.g. runs/blip-tiny')
+    return run
+
+def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[dict]:
+    """A system's answers in the captioner's columns: `n_tokens` counts the prompt's CLIP tokens; `mean_entropy` is the
+    captioner's (the interrogator's starting caption), None where nothing was generated."""
+    prompts = ps.answer(system, ps.scorer.image_embeds(images), [g['caption'] for g in gens] if gens else None)['prompts']
+    tok = ps.scorer.tokenizer(prompts, add_special_tokens=False)['input_ids']
+    return [dict(caption=p, n_tokens=len(t), mean_entropy=gens[i]['mean_entropy'] if gens else None) for i, (p, t) in enumerate(zip(prompts, tok))]
+
 def caption_paths(paths:list[str],             # files, folders, globs, part zips
                   model:str,                   # captioner folder, run folder or registry name
                   out:Path|str='captions.csv', # the CSV to write (and resume)
@@ -87,13 +105,19 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
                   precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)
+                  system:str='captioner',      # one of ANSWERERS: the captioner, or a system fitted on the run (`systems`)
+                  bank:str|None=None,          # retrieval / regression: a prompt corpus to answer from (default: the run's training prompts)
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
     """Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons.
     Under torchrun each process captions every `world`-th image into its own shard, and the main process merges the
     shards into `out`, in the order one process would have written it."""
-    check_choice('precision', precision, tuple(PRECISIONS))   # before reading anything
+    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS)   # before reading anything
+    if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
+    from imgcap2text.systems import read_prompt_corpus, run_systems
+    corpus = read_prompt_corpus(bank) if bank is not None else None
+    run = resolve_run(model) if system != 'captioner' else None
     out, (rank, world) = Path(out), dist_rank_world()
     items, skipped = iter_inputs(paths)
     done = _read_captions(out)
@@ -101,7 +125,9 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
-    cap = load_captioner(resolve_model(model), precision) if mine else None
+    cap = load_captioner(resolve_model(model), precision) if mine and system in ('captioner', 'interrogator') else None
+    ps = run_systems(run) if mine and run is not None else None
+    if ps is not None and corpus is not None: ps = ps.with_bank(corpus, cache=run/'systems'/'banks')
     rows, n_new, load_skips, last_save = (done.to_dict('records') if world == 1 else []), 0, [], time.monotonic()
     saved = len(rows) if world == 1 else -1   # a shard is written at least once (an empty one replaces a stale one)
     def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one
@@ -116,8 +142,10 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                 try: images.append(load_image(read())); keys.append(k)
                 except (BadImage, OSError) as e: load_skips.append((k, str(e)))
             if images:
-                gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
-                rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=round(g['mean_entropy'], 6)) for k, g in zip(keys, gens)]
+                gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False) if cap else None
+                if ps is not None: gens = system_prompts(ps, system, images, gens)
+                rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=g['mean_entropy'] if g['mean_entropy'] is None else round(g['mean_entropy'], 6))
+                         for k, g in zip(keys, gens)]
                 n_new += len(images)
             if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
             bar.update(len(mine[i:i + batch_size]))

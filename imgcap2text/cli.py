@@ -57,10 +57,12 @@ def caption(paths:str,                  # images, folders (recursive), globs or 
             max_tokens:int=None,        # unset: the model's report setting
             prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
             precision:str='fp32',       # fp32, bf16 or fp16 weights (bf16: GPUs and CPUs with bf16 units)
+            system:str='captioner',     # captioner | retrieval | regression | interrogator (the last three: fitted on the run)
+            bank:str=None,              # retrieval / regression: a prompt corpus (.txt one per line; .csv/.parquet with a prompt column)
            ):
-    "Caption images into a CSV (resumable; unreadable inputs are listed with reasons)."
+    "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
     from imgcap2text.caption import caption_paths
-    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision)
+    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank)
     print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}, {len(r['skipped'])} skipped")
     for k, why in r['skipped']: print(f'  skipped {k}: {why}')
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1

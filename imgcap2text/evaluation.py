@@ -291,8 +291,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
     visible = image_visibility(test)   # which parts each test image really shows
     oracle = oracle_captions(prompts, train_prompts, visible)
     if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
-    from imgcap2text.systems import practice_systems, sentence_embeds
-    practice = practice_systems(scorer, im_train, train_prompts, im_test, frames['fine-tuned'][0].caption.tolist(), seed=seed)
+    from imgcap2text.systems import SYSTEMS as PRACTICE, run_systems, sentence_embeds
+    ps = run_systems(run, scorer, im_train, train_prompts, seed=seed, force=force)   # fitted on the training split, saved in the run
+    practice = {k: ps.answer(k, im_test, frames['fine-tuned'][0].caption.tolist()) for k in PRACTICE}
     for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
     scored, summaries, settings = {}, {}, None
     for k, (df, vocab) in frames.items():

@@ -14,7 +14,7 @@ from .core import atomic_write
 # %% auto 0
 __all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'LEARNING_CURVE_PARTS', 'set_style', 'write_dat', 'save_figure', 'plot_histogram',
            'plot_prompt_lengths', 'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom',
-           'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve']
+           'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve', 'plot_leaderboard']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -161,5 +161,25 @@ def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, 
     for part in LEARNING_CURVE_PARTS: b.plot(x, df[part], marker='.', label=part)
     b.set(xscale='log', xlabel='distinct training prompts', ylabel='visible-part accuracy', ylim=(0, 1.02)); b.legend(ncol=2, fontsize=6)
     t = df[['train_prompts', 'combined', 'combined_lo', 'combined_hi', 'oracle', *LEARNING_CURVE_PARTS]].reset_index(drop=True)
+    save_figure(fig, name, folder, t)
+    return t
+
+# %% ../nbs/09_plots.ipynb
+def plot_leaderboard(board:pd.DataFrame,   # `analysis.leaderboard`: system, and each metric's mean, _lo and _hi
+                     folder:Path|str='figures', name:str='leaderboard',
+                     metrics=(('combined', 'Combined'), ('cosine', 'cosine'), ('clip', 'CLIP score'))) -> pd.DataFrame:
+    "Horizontal bars with 95% intervals, one panel per metric; returns the plotted table (the `.dat`)."
+    set_style()
+    b = board.sort_values('combined').reset_index(drop=True)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2 * COLUMN_WIDTH, 0.25 * len(b) + 0.8), sharey=True)
+    colours = ['#999999' if s == 'oracle' else PALETTE[0] for s in b.system]
+    for ax, (k, label) in zip(np.atleast_1d(axes), metrics):
+        err = np.vstack([b[k] - b[f'{k}_lo'], b[f'{k}_hi'] - b[k]]).clip(0)
+        ax.barh(range(len(b)), b[k], xerr=err, color=colours, error_kw=dict(lw=0.8, capsize=1.5))
+        lo = min(0, float(b[f'{k}_lo'].min()))
+        ax.set(xlabel=label, xlim=(lo, float(b[f'{k}_hi'].max()) * 1.05)); ax.grid(axis='y', visible=False)
+    np.atleast_1d(axes)[0].set_yticks(range(len(b)), b.system)
+    cols = [c for k, _ in metrics for c in (k, f'{k}_lo', f'{k}_hi')]
+    t = b[cols].assign(rank=range(1, len(b) + 1), system=b.system.str.replace(' ', '_'))[['rank', 'system', *cols]]
     save_figure(fig, name, folder, t)
     return t

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from fastcore.basics import store_attr
 from .core import check_choice, get_logger, set_seed
 from .data import normalise_prompt
 
 # %% auto 0
 __all__ = ['SYSTEMS', 'log', 'unique_prompts', 'knn_prompts', 'EmbeddingRegressor', 'fit_regressor', 'regress_prompts',
-           'phrase_bank', 'interrogate', 'sentence_embeds', 'practice_systems']
+           'phrase_bank', 'interrogate', 'sentence_embeds', 'read_prompt_corpus', 'PromptSystems',
+           'systems_fingerprint', 'run_systems']
 
 # %% ../nbs/13_systems.ipynb
 SYSTEMS = ('retrieval', 'regression', 'interrogator')
@@ -110,27 +112,146 @@ def interrogate(image_embeds:torch.Tensor,  # normalised CLIP image embeddings (
     return out
 
 # %% ../nbs/13_systems.ipynb
-def sentence_embeds(texts) -> torch.Tensor:
+def sentence_embeds(texts, batch_size:int=128) -> torch.Tensor:
     "Normalised all-MiniLM-L6-v2 embeddings (the cosine metric's model)."
     from imgcap2text.metrics import sentence_model
-    return torch.tensor(sentence_model().encode(list(texts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True))
+    return torch.tensor(sentence_model().encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
 
-def practice_systems(scorer,                   # a `metrics.ClipScorer` (text embeddings for retrieval and the interrogator)
-                     im_train:torch.Tensor,     # normalised CLIP image embeddings of the training images
-                     train_prompts:list[str],   # their prompts (the bank)
-                     im_test:torch.Tensor,      # normalised CLIP image embeddings of the test images
-                     captions:list[str],        # a captioner's captions of the test images (the interrogator starts there)
-                     k:int=8,                   # retrieval's neighbours
-                     max_phrases:int=4,         # the interrogator's chain length
-                     n_phrases:int=64,          # the interrogator's bank of phrases
-                     seed:int=42) -> dict:
-    "Each system's prompt for every test image (regression: also its predicted sentence embeddings, `embeds`)."
-    bank = unique_prompts(train_prompts)
-    bank_sent = sentence_embeds(bank)
-    out = dict(retrieval=dict(prompts=knn_prompts(im_test, scorer.text_embeds(bank), bank, bank_sent, k=k)))
-    head = fit_regressor(im_train, sentence_embeds(train_prompts), seed=seed)
-    pred, decoded = regress_prompts(head, im_test, bank, bank_sent)
-    out['regression'] = dict(prompts=decoded, embeds=pred)
-    chains = interrogate(im_test, captions, phrase_bank(train_prompts, max_phrases=n_phrases), scorer.text_embeds, max_phrases)
-    out['interrogator'] = dict(prompts=[c['prompt'] for c in chains])
-    return out
+def read_prompt_corpus(path:Path|str) -> list[str]:
+    "A user's prompt corpus: .txt (one prompt per line), or .csv/.tsv/.parquet with a `prompt` column; each prompt once."
+    import pandas as pd
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f'no prompt corpus at {p}')
+    suffix = p.suffix.lower()
+    if suffix in ('.txt', ''): prompts = p.read_text(encoding='utf-8', errors='replace').splitlines()
+    elif suffix in ('.csv', '.tsv', '.parquet'):
+        df = pd.read_parquet(p) if suffix == '.parquet' else pd.read_csv(p, sep='\t' if suffix == '.tsv' else ',', keep_default_na=False, dtype=str)
+        if 'prompt' not in df.columns: raise ValueError(f"{p} has no 'prompt' column (it has: {', '.join(map(str, df.columns))})")
+        prompts = df['prompt'].fillna('').astype(str).tolist()
+    else: raise ValueError(f'unknown prompt corpus format {suffix!r}; valid choices: .txt, .csv, .tsv, .parquet')
+    bank = unique_prompts(prompts)
+    if not bank: raise ValueError(f'{p} holds no prompt')
+    return bank
+
+# %% ../nbs/13_systems.ipynb
+class PromptSystems:
+    "Retrieval, regression and the interrogator, fitted on a bank: `fit`, `answer`, `with_bank`, `save_pretrained` / `from_pretrained`."
+    config_name = 'systems.json'
+    def __init__(self, clip:str, bank:list[str], bank_keys:torch.Tensor, bank_sentence:torch.Tensor, regressor:EmbeddingRegressor,
+                 phrases:list[str], k:int=8, temperature:float=0.05, max_phrases:int=4, fingerprint:str='', scorer=None):
+        store_attr()   # clip: the CLIP it was fitted with (folder or hub id); fingerprint: what it was fitted on
+
+    @property
+    def scorer(self):
+        "The CLIP scorer (`metrics.ClipScorer`), loaded when first needed."
+        if self._scorer is None:
+            from imgcap2text.metrics import clip_scorer
+            self._scorer = clip_scorer(self.clip)
+        return self._scorer
+    @scorer.setter
+    def scorer(self, s): self._scorer = s
+
+    @classmethod
+    def fit(cls, scorer,                       # a `metrics.ClipScorer`: the bank's text embeddings, the interrogator's scores
+            im_train:torch.Tensor,             # normalised CLIP image embeddings of the training images
+            train_prompts:list[str],           # their prompts: the regression targets, the bank and the phrases
+            k:int=8, temperature:float=0.05,   # retrieval's neighbours and their weights' temperature
+            max_phrases:int=4,                 # the interrogator's chain length
+            n_phrases:int=64,                  # the interrogator's bank of phrases
+            seed:int=42, fingerprint:str=''):
+        "Embed the bank (the training prompts, each once), train the regression head and collect the phrases."
+        if len(im_train) != len(train_prompts): raise ValueError('one training prompt per training image embedding')
+        bank = unique_prompts(train_prompts)
+        head = fit_regressor(im_train, sentence_embeds(train_prompts), seed=seed)
+        return cls(scorer.name, bank, scorer.text_embeds(bank), sentence_embeds(bank), head,
+                   phrase_bank(train_prompts, max_phrases=n_phrases), k, temperature, max_phrases, fingerprint, scorer)
+
+    def with_bank(self, prompts:list[str], cache:Path|str|None=None) -> PromptSystems:
+        "The same systems over another prompt bank, embedded once (kept in the folder `cache`, by the bank's content, when given)."
+        from safetensors.torch import load_file, save_file
+        from imgcap2text.core import sha256_text
+        bank = unique_prompts(prompts)
+        if not bank: raise ValueError('the prompt bank is empty')
+        f = Path(cache)/f"{sha256_text(self.clip + chr(0) + chr(10).join(bank))[:16]}.safetensors" if cache is not None else None
+        if f is not None and f.exists(): t = load_file(f)
+        else:
+            t = dict(keys=self.scorer.text_embeds(bank), sentence=sentence_embeds(bank))
+            if f is not None: f.parent.mkdir(parents=True, exist_ok=True); save_file(t, str(f))
+        return PromptSystems(self.clip, bank, t['keys'], t['sentence'], self.regressor, self.phrases, self.k, self.temperature,
+                             self.max_phrases, self.fingerprint, self._scorer)
+
+    @torch.no_grad()
+    def answer(self, system:str,              # one of SYSTEMS
+               image_embeds:torch.Tensor,     # normalised CLIP image embeddings (`scorer.image_embeds(images)`)
+               captions:list[str]|None=None,  # the interrogator's starting captions (a captioner's)
+              ) -> dict:
+        "Each image's prompt (`prompts`); regression also gives its predicted sentence embeddings (`embeds`)."
+        check_choice('system', system, SYSTEMS)
+        if system == 'retrieval':
+            return dict(prompts=knn_prompts(image_embeds, self.bank_keys, self.bank, self.bank_sentence, self.k, self.temperature))
+        if system == 'regression':
+            pred, decoded = regress_prompts(self.regressor, image_embeds, self.bank, self.bank_sentence)
+            return dict(prompts=decoded, embeds=pred)
+        if captions is None or len(captions) != len(image_embeds): raise ValueError('the interrogator needs one caption per image')
+        return dict(prompts=[c['prompt'] for c in interrogate(image_embeds, captions, self.phrases, self.scorer.text_embeds, self.max_phrases)])
+
+    def save_pretrained(self, folder:Path|str) -> Path:
+        "Tensors and head in safetensors, the bank and phrases and settings in JSON; the config last, so a folder with one is complete."
+        from safetensors.torch import save_file
+        from imgcap2text.core import save_json
+        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+        save_file(dict(keys=self.bank_keys.contiguous(), sentence=self.bank_sentence.contiguous()), str(folder/'bank.safetensors'))
+        save_file({k: v.contiguous() for k, v in self.regressor.state_dict().items()}, str(folder/'regressor.safetensors'))
+        save_json(dict(bank=self.bank, phrases=self.phrases), folder/'texts.json')
+        lin = self.regressor.net[0], self.regressor.net[-1]
+        save_json(dict(clip=self.clip, k=self.k, temperature=self.temperature, max_phrases=self.max_phrases, fingerprint=self.fingerprint,
+                       regressor=dict(d_in=lin[0].in_features, hidden=lin[0].out_features, d_out=lin[1].out_features)), folder/self.config_name)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder:Path|str, clip:str|None=None):   # clip: another CLIP than the one it was fitted with (same width)
+        from safetensors.torch import load_file
+        from imgcap2text.core import load_json
+        folder = Path(folder)
+        if not (folder/cls.config_name).exists(): raise FileNotFoundError(f'no fitted systems in {folder} (no {cls.config_name})')
+        c, texts, t = load_json(folder/cls.config_name), load_json(folder/'texts.json'), load_file(folder/'bank.safetensors')
+        head = EmbeddingRegressor(c['regressor']['d_in'], c['regressor']['d_out'], c['regressor']['hidden'])
+        head.load_state_dict(load_file(folder/'regressor.safetensors')); head.eval()
+        return cls(clip or c['clip'], texts['bank'], t['keys'], t['sentence'], head, texts['phrases'], c['k'], c['temperature'],
+                   c['max_phrases'], c.get('fingerprint', ''))
+
+# %% ../nbs/13_systems.ipynb
+def systems_fingerprint(run:Path|str, clip:str) -> str:
+    "What fitted systems depend on: the run's split manifest and the CLIP (a folder: its files' names, sizes and times)."
+    from imgcap2text.core import sha256_text
+    p = Path(clip)
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file()) if p.is_dir() else clip
+    return sha256_text((Path(run)/'split.json').read_text() + repr(files))
+
+def run_systems(run:Path|str,                   # a training run folder (runs/<run>)
+                scorer=None,                    # a `metrics.ClipScorer`; None: the run's preset's (`evaluation.default_clip`)
+                im_train:torch.Tensor|None=None, train_prompts:list[str]|None=None,   # already computed, if at hand
+                seed:int=42,
+                force:bool=False,               # refit even if saved ones match
+               ) -> PromptSystems:
+    "The run's fitted systems: loaded from runs/<run>/systems/ when they match the run and CLIP, else fitted and saved."
+    from imgcap2text.core import load_json, is_main_process
+    from imgcap2text.evaluation import default_clip, load_run_splits
+    from imgcap2text.metrics import clip_scorer
+    run = Path(run); folder = run/'systems'
+    if not (run/'split.json').exists(): raise FileNotFoundError(f'{run} is not a training run (no split.json): train it first')
+    if scorer is None:
+        c = folder/PromptSystems.config_name
+        scorer = clip_scorer(load_json(c)['clip'] if c.exists() and not force else default_clip(load_json(run/'summary.json')['config']['preset']))
+    fp = systems_fingerprint(run, scorer.name)
+    if not force and (folder/PromptSystems.config_name).exists():
+        ps = PromptSystems.from_pretrained(folder)
+        if ps.fingerprint == fp and ps.clip == scorer.name: ps.scorer = scorer; return ps
+        log.info(f'{folder} was fitted on another split or CLIP: refitting')
+    if im_train is None or train_prompts is None:
+        from imgcap2text.data import column
+        train = load_run_splits(run)['train']
+        im_train, train_prompts = scorer.image_embeds(train['image']), column(train, 'prompt')
+    ps = PromptSystems.fit(scorer, im_train, train_prompts, seed=seed, fingerprint=fp)
+    if is_main_process(): ps.save_pretrained(folder)
+    return ps

@@ -99,8 +99,8 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
     # score of the caption it starts from (image by image)
     base = pd.read_csv(out/'baselines.csv', keep_default_na=False)
     for k in ('retrieval', 'regression', 'interrogator'): assert k in s and (base.system == k).sum() == m['n_test'], k
-    chain = base[base.system == 'interrogator'].set_index('image').clip
-    assert (chain - pred.set_index('image').clip.loc[chain.index] >= -1e-3).all()
+    chain = base[base.system == 'interrogator'].set_index('image')['clip']   # ['clip']: .clip is a pandas method
+    assert (chain - pred.set_index('image')['clip'].loc[chain.index] >= -1e-3).all()
     assert -1 <= s['regression']['cosine']['mean'] <= 1 and s['regression']['cosine']['mean'] != s['retrieval']['cosine']['mean']
     assert r'\toprule' in (out/'table1.tex').read_text()
 
@@ -111,6 +111,31 @@ def test_evaluation_reruns_to_the_same_numbers(home, monkeypatch):
     run_driver('evaluate', home, monkeypatch, 'evaluate-blip-again.ipynb', model='blip', force=True)
     again = json.loads((out/'metrics.json').read_text())
     assert again['systems'] == first['systems'] and again['paired'] == first['paired']
+
+
+def test_caption_systems_answer_as_evaluated(home, monkeypatch):
+    "`imgcap2text caption --system …` over the data's part zips gives the evaluation's answers for the test images, from the saved systems."
+    from imgcap2text.cli import main
+    monkeypatch.setenv('IMGCAP2TEXT_HOME', str(home))
+    run, zips = home/'runs'/'blip-tiny', str(home/'data'/'mini-diffusiondb'/'images'/'*.zip')
+    saved = (run/'systems'/'systems.json').stat().st_mtime_ns      # fitted and saved by the evaluation
+    base = pd.read_csv(home/'results'/'blip-tiny'/'baselines.csv', keep_default_na=False)
+    for system in ('retrieval', 'regression', 'interrogator'):
+        out = home/f'prompts-{system}.csv'
+        assert main(['caption', zips, '--model', str(run), '--system', system, '--out', str(out)]) == 0
+        got = pd.read_csv(out, keep_default_na=False).assign(image=lambda d: d.image.str.split('::').str[-1]).set_index('image')
+        want = base[base.system == system].set_index('image').caption
+        assert set(want.index) <= set(got.index)
+        same = (got.caption.loc[want.index] == want).mean()   # batches differ from the evaluation's: float noise may flip a near tie
+        assert same >= 0.95, (system, same)
+        assert (got.n_tokens > 0).all() and (got.mean_entropy == '').all() == (system != 'interrogator')
+    assert (run/'systems'/'systems.json').stat().st_mtime_ns == saved   # loaded, not refitted
+    # retrieval over a user's corpus answers from that corpus
+    corpus = ['a red circle in the centre, on a white background', 'three blue stars, pixel art', 'a green square, photo']
+    (home/'corpus.txt').write_text('\n'.join(corpus) + '\n')
+    assert main(['caption', zips, '--model', str(run), '--system', 'retrieval', '--bank', str(home/'corpus.txt'), '--out', str(home/'own.csv')]) == 0
+    own = pd.read_csv(home/'own.csv', keep_default_na=False)
+    assert set(own.caption) <= set(corpus) and len(own) == len(got)
 
 
 def test_analysis_and_report(home, monkeypatch):
