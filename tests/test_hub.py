@@ -71,7 +71,10 @@ def test_evaluate_driver_paper_metrics(hub, home, monkeypatch):
     m = json.loads((home/'project'/'results'/'blip-paper'/'metrics.json').read_text())
     assert m['config']['metric_preset'] == 'paper'
     assert m['settings']['bertscore']['model'] == 'roberta-large' and m['settings']['clip']['model'] == 'openai/clip-vit-base-patch16'
-    assert {'prior', 'nearest neighbour', 'pre-trained', 'fine-tuned'} <= set(m['systems'])
+    assert {'prior', 'nearest neighbour', 'pre-trained', 'fine-tuned', 'retrieval', 'regression', 'interrogator'} <= set(m['systems'])
+    # the practitioners' systems' paper variant: fitted with CLIP ViT-B/16 from the hub, the interrogator on the real BLIP's captions
+    systems = json.loads((home/'project'/'runs'/'blip-paper'/'systems'/'systems.json').read_text())
+    assert systems['clip'] == 'openai/clip-vit-base-patch16' and systems['regressor']['d_in'] == 512   # ViT-B/16's projection width
     for system in m['systems'].values(): assert -1 <= system['combined']['mean'] <= 1
     assert any(p.startswith('/openai/clip-vit-base-patch16/') for p in fetched(hub))
     assert guard_log(home) == ''
@@ -87,6 +90,13 @@ def test_caption_cli_with_a_paper_run(hub, home, monkeypatch, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 3 and all('caption' in row for row in rows)
+    # the interrogator of the paper run: real BLIP's caption, phrases chosen by CLIP ViT-B/16, both from the hub (cached)
+    r = subprocess.run(['imgcap2text', 'caption', str(tmp_path/'images'), '--model', str(home/'project'/'runs'/'blip-paper'),
+                        '--system', 'interrogator', '--out', str(tmp_path/'prompts.csv')], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    chained = {row['image']: row['caption'] for row in csv.DictReader(open(tmp_path/'prompts.csv'))}
+    assert all(chained[row['image']].startswith(row['caption']) for row in rows)
+    assert guard_log(home) == ''
 
 
 def test_second_run_offline_from_the_cache(hub, home, monkeypatch):

@@ -117,7 +117,7 @@ def test_caption_systems_answer_as_evaluated(home, monkeypatch):
     "`imgcap2text caption --system …` over the data's part zips gives the evaluation's answers for the test images, from the saved systems."
     from imgcap2text.cli import main
     monkeypatch.setenv('IMGCAP2TEXT_HOME', str(home))
-    run, zips = home/'runs'/'blip-tiny', str(home/'data'/'mini-diffusiondb'/'images'/'*.zip')
+    run, zips = home/'runs'/'blip-tiny', str(home/'data'/'mini-diffusiondb'/'images'/'part-000001.zip')   # a quarter of the data
     saved = (run/'systems'/'systems.json').stat().st_mtime_ns      # fitted and saved by the evaluation
     base = pd.read_csv(home/'results'/'blip-tiny'/'baselines.csv', keep_default_na=False)
     for system in ('retrieval', 'regression', 'interrogator'):
@@ -125,7 +125,7 @@ def test_caption_systems_answer_as_evaluated(home, monkeypatch):
         assert main(['caption', zips, '--model', str(run), '--system', system, '--out', str(out)]) == 0
         got = pd.read_csv(out, keep_default_na=False).assign(image=lambda d: d.image.str.split('::').str[-1]).set_index('image')
         want = base[base.system == system].set_index('image').caption
-        assert set(want.index) <= set(got.index)
+        want = want[want.index.isin(got.index)]; assert len(want) >= 50, len(want)   # the part's test images
         same = (got.caption.loc[want.index] == want).mean()   # batches differ from the evaluation's: float noise may flip a near tie
         assert same >= 0.95, (system, same)
         assert (got.n_tokens > 0).all() and (got.mean_entropy == '').all() == (system != 'interrogator')
