@@ -120,13 +120,16 @@ def leaderboard(results:Path|str,    # the results/ folder
     return pd.DataFrame(rows)
 
 def leaderboard_winners(board:pd.DataFrame) -> dict:
-    "Per metric (and visible-part accuracy): the best system other than the oracle, the runner-up, and whether their intervals are apart."
+    "Per metric (and visible-part accuracy): the best system other than the oracle, the runner-up, and whether their intervals are apart; and the interrogator against the BLIP captions it starts from."
     out, real = {}, board[board.system != 'oracle']
     for k in (*LEADERBOARD_METRICS, 'visible'):
         top = real.sort_values(k, ascending=False).iloc[:2]
         a, b = top.iloc[0], top.iloc[1]
         out[k] = dict(best=a.system, value=float(a[k]), runner_up=b.system, runner_up_value=float(b[k]),
                       apart=bool(k != 'visible' and a[f'{k}_lo'] > b[f'{k}_hi']))
+    by = board.set_index('system')
+    if {'interrogator', 'BLIP'} <= set(by.index):   # what its phrases change in the caption it starts from
+        out['interrogator'] = dict(start='BLIP', **{k: [float(by.loc['BLIP', k]), float(by.loc['interrogator', k])] for k in (*LEADERBOARD_METRICS, 'visible')})
     return out
 
 def leaderboard_table(board:pd.DataFrame) -> pd.DataFrame:

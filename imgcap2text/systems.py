@@ -94,21 +94,29 @@ def interrogate(image_embeds:torch.Tensor,  # normalised CLIP image embeddings (
                 phrases:list[str],          # the bank (`phrase_bank`)
                 text_embeds,                # texts -> normalised CLIP text embeddings, e.g. `ClipScorer.text_embeds`
                 max_phrases:int=6,          # at most this many appended
+                group:int=32,               # images whose candidates are embedded together (one call per step)
                ) -> list[dict]:
     "For each image, the greedy chain of phrases that raises its CLIP similarity: the prompt and the score at each step."
     out = []
-    for im, cap in zip(image_embeds.float(), captions):
-        text, left = cap.strip(), list(phrases)
-        score = float(text_embeds([text])[0] @ im) if text else -1.0
-        steps = [score]
+    for g in range(0, len(captions), group):
+        ims = image_embeds[g:g + group].float()
+        texts = [c.strip() for c in captions[g:g + group]]
+        start = text_embeds([t or ' ' for t in texts]).float()
+        scores = [float(start[i] @ im) if t else -1.0 for i, (t, im) in enumerate(zip(texts, ims))]
+        steps, left, active = [[s] for s in scores], [list(phrases) for _ in texts], set(range(len(texts)))
         for _ in range(max_phrases):
-            if not left: break
-            cands = [f'{text}, {p}' if text else p for p in left]
-            s = text_embeds(cands).float() @ im
-            j = int(s.argmax())
-            if float(s[j]) <= score: break
-            text, score = cands[j], float(s[j]); steps.append(score); left.pop(j)
-        out.append(dict(prompt=text, clip=score, steps=steps))
+            active = {i for i in active if left[i]}
+            if not active: break
+            order = sorted(active)
+            cands = {i: [f'{texts[i]}, {p}' if texts[i] else p for p in left[i]] for i in order}
+            emb = text_embeds([c for i in order for c in cands[i]]).float()
+            o = 0
+            for i in order:
+                s = emb[o:o + len(cands[i])] @ ims[i]; o += len(cands[i])
+                j = int(s.argmax())
+                if float(s[j]) <= scores[i]: active.discard(i); continue   # no phrase raises it: this chain is done
+                texts[i], scores[i] = cands[i][j], float(s[j]); steps[i].append(scores[i]); left[i].pop(j)
+        out += [dict(prompt=t, clip=s, steps=st) for t, s, st in zip(texts, scores, steps)]
     return out
 
 # %% ../nbs/13_systems.ipynb
@@ -162,8 +170,13 @@ class PromptSystems:
         "Embed the bank (the training prompts, each once), train the regression head and collect the phrases."
         if len(im_train) != len(train_prompts): raise ValueError('one training prompt per training image embedding')
         bank = unique_prompts(train_prompts)
-        head = fit_regressor(im_train, sentence_embeds(train_prompts), seed=seed)
-        return cls(scorer.name, bank, scorer.text_embeds(bank), sentence_embeds(bank), head,
+        bank_sentence = sentence_embeds(bank)   # each distinct prompt once; the training targets are rows of it
+        row = {normalise_prompt(p): i for i, p in enumerate(bank)}
+        targets = torch.stack([bank_sentence[row[normalise_prompt(p or '')]] if normalise_prompt(p or '') in row else torch.zeros(bank_sentence.shape[1])
+                               for p in train_prompts])
+        keep = targets.norm(dim=1) > 0          # an empty prompt is no target
+        head = fit_regressor(im_train[keep], targets[keep], seed=seed)
+        return cls(scorer.name, bank, scorer.text_embeds(bank), bank_sentence, head,
                    phrase_bank(train_prompts, max_phrases=n_phrases), k, temperature, max_phrases, fingerprint, scorer)
 
     def with_bank(self, prompts:list[str], cache:Path|str|None=None) -> PromptSystems:
@@ -234,7 +247,7 @@ def run_systems(run:Path|str,                   # a training run folder (runs/<r
                 seed:int=42,
                 force:bool=False,               # refit even if saved ones match
                ) -> PromptSystems:
-    "The run's fitted systems: loaded from runs/<run>/systems/ when they match the run and CLIP, else fitted and saved."
+    "The run's fitted systems: loaded from runs/<run>/systems/ (or from a run of the same split and CLIP) when they match, else fitted and saved."
     from imgcap2text.core import load_json, is_main_process
     from imgcap2text.evaluation import default_clip, load_run_splits
     from imgcap2text.metrics import clip_scorer
@@ -248,6 +261,12 @@ def run_systems(run:Path|str,                   # a training run folder (runs/<r
         ps = PromptSystems.from_pretrained(folder)
         if ps.fingerprint == fp and ps.clip == scorer.name: ps.scorer = scorer; return ps
         log.info(f'{folder} was fitted on another split or CLIP: refitting')
+    for other in sorted(run.parent.glob(f'*/systems/{PromptSystems.config_name}')):   # another run of the same split (another model): reuse its fit
+        if other.parent.parent != run and not force and load_json(other).get('fingerprint') == fp and load_json(other).get('clip') == scorer.name:
+            ps = PromptSystems.from_pretrained(other.parent); ps.scorer = scorer
+            log.info(f'{run.name}: the systems fitted for {other.parent.parent.name} (the same split and CLIP)')
+            if is_main_process(): ps.save_pretrained(folder)
+            return ps
     if im_train is None or train_prompts is None:
         from imgcap2text.data import column
         train = load_run_splits(run)['train']
