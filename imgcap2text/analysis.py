@@ -93,7 +93,9 @@ def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_t
     return out
 
 # %% ../nbs/08_analysis.ipynb
-from .core import load_json
+from .core import load_json, atomic_write, save_json
+from .evaluation import SPLIT_SYSTEMS, save_table
+from . import plots
 MODEL_LABELS = {'blip': 'BLIP', 'vit-gpt2': 'ViT-GPT2', 'clip-gpt2': 'CLIP-prefix GPT-2'}
 LEADERBOARD_METRICS = ('combined', 'cosine', 'clip')
 
@@ -106,8 +108,8 @@ def leaderboard(results:Path|str,    # the results/ folder
     if not metrics: raise FileNotFoundError(f'no evaluation of a {preset} run in {results}: run the evaluate driver first')
     if len({m['n_test'] for m in metrics.values()}) > 1: raise ValueError('the runs were evaluated on different test splits')
     first = next(iter(metrics))
-    shared = ('prior', 'nearest neighbour', 'retrieval', 'regression')
-    picks = [(s, s, first) for s in shared] + [(MODEL_LABELS[m], 'fine-tuned', m) for m in metrics]
+    floor = [s for s in SPLIT_SYSTEMS if s != 'oracle']
+    picks = [(s, s, first) for s in floor] + [(MODEL_LABELS[m], 'fine-tuned', m) for m in metrics]
     if 'blip' in metrics: picks.append(('interrogator', 'interrogator', 'blip'))
     picks.append(('oracle', 'oracle', first))
     rows = []
@@ -146,9 +148,6 @@ def leaderboard_table(board:pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/08_analysis.ipynb
 def write_leaderboard(results:Path|str, preset:str='tiny', out:Path|str|None=None) -> dict:
     "results/leaderboard/: the board (`leaderboard.csv`), its table (`.md`, `.tex`), the winners (`winners.json`) and the figure."
-    from imgcap2text.core import atomic_write, save_json
-    from imgcap2text.evaluation import save_table
-    from imgcap2text.plots import plot_leaderboard
     out = Path(out or Path(results)/'leaderboard'); out.mkdir(parents=True, exist_ok=True)
     board, caption = leaderboard(results, preset), f'Leaderboard: the {preset} runs, test split by prompt, 95% intervals'
     winners = leaderboard_winners(board)
@@ -157,7 +156,7 @@ def write_leaderboard(results:Path|str, preset:str='tiny', out:Path|str|None=Non
     save_table(t.replace(r'\*\*(.*?)\*\*', r'\\textbf{\1}', regex=True), out/'leaderboard', escape=False, column_format='lllll')
     atomic_write(out/'leaderboard.md', f'{caption}\n\n' + t.to_markdown() + '\n')   # bold as markdown
     save_json(winners, out/'winners.json')
-    plot_leaderboard(board, out, 'leaderboard')
+    plots.plot_leaderboard(board, out, 'leaderboard')
     return dict(board=board, winners=winners)
 
 # %% ../nbs/08_analysis.ipynb

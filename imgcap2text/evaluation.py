@@ -18,16 +18,17 @@ log = get_logger('imgcap2text.evaluation')
 VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
-__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'METRIC_NAMES', 'DECODING_CANDIDATES', 'caption_frame', 'score_frame',
-           'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
-           'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1',
-           'baselines_table', 'example_rows', 'table2', 'choose_decoding', 'offline_clip_path', 'load_run_splits',
-           'default_clip', 'evaluate_run']
+__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'METRIC_NAMES', 'DECODING_CANDIDATES', 'caption_frame',
+           'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts',
+           'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table',
+           'table1', 'baselines_table', 'example_rows', 'table2', 'choose_decoding', 'offline_clip_path',
+           'load_run_splits', 'default_clip', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
 # floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
 SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'regression', 'pre-trained', 'fine-tuned', 'interrogator', 'oracle')
+SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'regression', 'oracle')   # they depend on the split only: the same in every run of it
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 

@@ -172,17 +172,18 @@ def plot_leaderboard(board:pd.DataFrame,   # `analysis.leaderboard`: system, and
     set_style()
     b = board.sort_values('combined').reset_index(drop=True)
     fig, axes = plt.subplots(1, len(metrics), figsize=(2 * COLUMN_WIDTH, 0.25 * len(b) + 0.8), sharey=True)
-    groups = {'oracle': ('#999999', 'ceiling'), 'prior': (PALETTE[5], 'baseline'), 'nearest neighbour': (PALETTE[5], 'baseline'),
-              'retrieval': (PALETTE[3], "practitioners' system"), 'regression': (PALETTE[3], "practitioners' system"),
-              'interrogator': (PALETTE[3], "practitioners' system")}
-    colours = [groups.get(s, (PALETTE[0], 'fine-tuned captioner'))[0] for s in b.system]
+    from imgcap2text.systems import SYSTEMS as PRACTICE
+    kind = lambda s: ('#999999', 'ceiling') if s == 'oracle' else (PALETTE[3], "practitioners' system") if s in PRACTICE else \
+                     (PALETTE[5], 'baseline') if s in ('prior', 'nearest neighbour') else (PALETTE[0], 'fine-tuned captioner')
+    kinds = [kind(s) for s in b.system]
+    colours = [c for c, _ in kinds]
     for ax, (k, label) in zip(np.atleast_1d(axes), metrics):
         err = np.vstack([b[k] - b[f'{k}_lo'], b[f'{k}_hi'] - b[k]]).clip(0)
         ax.barh(range(len(b)), b[k], xerr=err, color=colours, error_kw=dict(lw=0.8, capsize=1.5))
         lo = min(0, float(b[f'{k}_lo'].min()))
         ax.set(xlabel=label, xlim=(lo, float(b[f'{k}_hi'].max()) * 1.05)); ax.grid(axis='y', visible=False)
     np.atleast_1d(axes)[0].set_yticks(range(len(b)), b.system)
-    legend = {g: c for c, g in [groups.get(s, (PALETTE[0], 'fine-tuned captioner')) for s in b.system[::-1]]}
+    legend = {g: c for c, g in kinds[::-1]}
     fig.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in legend.values()], list(legend), loc='lower center',
                ncol=len(legend), bbox_to_anchor=(0.5, 1.0), frameon=False)
     cols = [c for k, _ in metrics for c in (k, f'{k}_lo', f'{k}_hi')]

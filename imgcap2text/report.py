@@ -8,7 +8,7 @@ import re, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 from .core import project_path, load_json, atomic_write, get_logger
-from .evaluation import METRICS, SYSTEMS, latex_escape, save_table
+from .evaluation import METRICS, SYSTEMS, SPLIT_SYSTEMS, latex_escape, save_table
 log = get_logger('imgcap2text.report')
 
 # %% auto 0
@@ -104,7 +104,7 @@ def results_summary(results:Path|str) -> pd.DataFrame:
         for sys_ in SYSTEMS:
             s = m['systems'].get(sys_)
             if s is None or sys_ == 'pre-trained': continue
-            if sys_ in ('prior', 'nearest neighbour', 'retrieval', 'regression', 'oracle'):   # the same for every run of a split: shown once
+            if sys_ in SPLIT_SYSTEMS:   # the same for every run of a split: shown once
                 if (split, sys_) in baselines_shown: continue
                 baselines_shown.add((split, sys_))
             c = s['combined']

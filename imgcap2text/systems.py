@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_systems.ipynb 3
 from __future__ import annotations
-import json, re
+import copy, json, re
 from collections import Counter
 from pathlib import Path
 import numpy as np
@@ -172,10 +172,9 @@ class PromptSystems:
         bank = unique_prompts(train_prompts)
         bank_sentence = sentence_embeds(bank)   # each distinct prompt once; the training targets are rows of it
         row = {normalise_prompt(p): i for i, p in enumerate(bank)}
-        targets = torch.stack([bank_sentence[row[normalise_prompt(p or '')]] if normalise_prompt(p or '') in row else torch.zeros(bank_sentence.shape[1])
-                               for p in train_prompts])
-        keep = targets.norm(dim=1) > 0          # an empty prompt is no target
-        head = fit_regressor(im_train[keep], targets[keep], seed=seed)
+        keys = [normalise_prompt(p or '') for p in train_prompts]
+        keep = torch.tensor([k in row for k in keys])   # an empty prompt is no target
+        head = fit_regressor(im_train[keep], bank_sentence[[row[k] for k in keys if k in row]], seed=seed)
         return cls(scorer.name, bank, scorer.text_embeds(bank), bank_sentence, head,
                    phrase_bank(train_prompts, max_phrases=n_phrases), k, temperature, max_phrases, fingerprint, scorer)
 
@@ -190,8 +189,8 @@ class PromptSystems:
         else:
             t = dict(keys=self.scorer.text_embeds(bank), sentence=sentence_embeds(bank))
             if f is not None: f.parent.mkdir(parents=True, exist_ok=True); save_file(t, str(f))
-        return PromptSystems(self.clip, bank, t['keys'], t['sentence'], self.regressor, self.phrases, self.k, self.temperature,
-                             self.max_phrases, self.fingerprint, self._scorer)
+        new = copy.copy(self); new.bank, new.bank_keys, new.bank_sentence = bank, t['keys'], t['sentence']
+        return new
 
     @torch.no_grad()
     def answer(self, system:str,              # one of SYSTEMS
@@ -257,16 +256,16 @@ def run_systems(run:Path|str,                   # a training run folder (runs/<r
         c = folder/PromptSystems.config_name
         scorer = clip_scorer(load_json(c)['clip'] if c.exists() and not force else default_clip(load_json(run/'summary.json')['config']['preset']))
     fp = systems_fingerprint(run, scorer.name)
-    if not force and (folder/PromptSystems.config_name).exists():
-        ps = PromptSystems.from_pretrained(folder)
-        if ps.fingerprint == fp and ps.clip == scorer.name: ps.scorer = scorer; return ps
-        log.info(f'{folder} was fitted on another split or CLIP: refitting')
-    for other in sorted(run.parent.glob(f'*/systems/{PromptSystems.config_name}')):   # another run of the same split (another model): reuse its fit
-        if other.parent.parent != run and not force and load_json(other).get('fingerprint') == fp and load_json(other).get('clip') == scorer.name:
-            ps = PromptSystems.from_pretrained(other.parent); ps.scorer = scorer
-            log.info(f'{run.name}: the systems fitted for {other.parent.parent.name} (the same split and CLIP)')
+    # this run's own fit first, then another run's of the same split and CLIP (another model's)
+    for cand in ([] if force else [folder] + sorted(p.parent for p in run.parent.glob(f'*/systems/{PromptSystems.config_name}') if p.parent != folder)):
+        c = cand/PromptSystems.config_name
+        cfg = load_json(c) if c.exists() else {}
+        if (cfg.get('fingerprint'), cfg.get('clip')) != (fp, scorer.name): continue
+        ps = PromptSystems.from_pretrained(cand); ps.scorer = scorer
+        if cand != folder:
+            log.info(f'{run.name}: the systems fitted for {cand.parent.name} (the same split and CLIP)')
             if is_main_process(): ps.save_pretrained(folder)
-            return ps
+        return ps
     if im_train is None or train_prompts is None:
         from imgcap2text.data import column
         train = load_run_splits(run)['train']
