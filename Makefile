@@ -90,9 +90,11 @@ check: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py --check
 
 # README from nbs/index.ipynb; the demo's results table (report/generated/summary.md, written by make report) is kept in benchmarks/
+# (`make readme DEMO_PROMPTS=7500` in the clone that ran `make demo DEMO_PROMPTS=7500`: as demo_results_7500.md, leaderboard_7500.md)
+SIZE_SUFFIX = $(if $(DEMO_PROMPTS),_$(DEMO_PROMPTS))
 readme:
-	if [ -f report/generated/summary.md ]; then cp report/generated/summary.md benchmarks/demo_results.md; fi
-	if [ -f report/generated/leaderboard/leaderboard.md ]; then cp report/generated/leaderboard/leaderboard.md benchmarks/leaderboard.md; fi
+	if [ -f report/generated/summary.md ]; then cp report/generated/summary.md benchmarks/demo_results$(SIZE_SUFFIX).md; fi
+	if [ -f report/generated/leaderboard/leaderboard.md ]; then cp report/generated/leaderboard/leaderboard.md benchmarks/leaderboard$(SIZE_SUFFIX).md; fi
 	python3 tools/readme.py
 
 # wheels of what the GPU machine lacks (it has torch and transformers, no network), for tools/gpu_check.sh to install

@@ -12,17 +12,17 @@ import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
 from .data import column, SPLITS_BY
 from .generate import generate_captions
-from .metrics import text_metrics, text_scores, ClipScorer, clip_scorer, clip_columns, sentence_model, CLIP_PAPER, METRIC_PRESETS
+from .metrics import text_scores, corpus_metrics, ClipScorer, clip_scorer, clip_columns, sentence_embeds, CLIP_PAPER, METRIC_PRESETS
 from .synth import parse_prompt, format_prompt, Scene, visible_parts, PART_VALUES
 log = get_logger('imgcap2text.evaluation')
 VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
 __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'METRIC_NAMES', 'DECODING_CANDIDATES', 'caption_frame',
-           'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts',
-           'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table',
-           'table1', 'baselines_table', 'example_rows', 'table2', 'choose_decoding', 'offline_clip_path',
-           'load_run_splits', 'default_clip', 'evaluate_run']
+           'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
+           'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
+           'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'choose_decoding',
+           'offline_clip_path', 'load_run_splits', 'default_clip', 'read_visibility', 'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -38,6 +38,31 @@ def caption_frame(captioner, ds, prefix:str|None=None, batch_size:int=16, progre
     return pd.DataFrame(dict(image=column(ds, 'image_name'), prompt=column(ds, 'prompt'), caption=[g['caption'] for g in gens],
                              n_tokens=[g['n_tokens'] for g in gens], mean_entropy=[g['mean_entropy'] for g in gens]))
 
+def score_frames(frames:dict,                  # system -> (its frame: prompt and caption, and n_tokens, mean_entropy for model captions; the captioner's vocabulary size or None)
+                 images,                        # the images, in each frame's order
+                 clip:ClipScorer|None=None,     # CLIP scorer; None: no CLIP columns
+                 preset:str='tiny',             # metric preset (BERTScore model)
+                 image_embeds:torch.Tensor|None=None, # CLIP embeddings of `images`, if already computed
+                ) -> dict[str, tuple[pd.DataFrame, dict]]:
+    "`score_frame` for several systems' captions of the same images, in one pass: a text that several share (the prompts above all) is embedded once."
+    dfs = {k: df.reset_index(drop=True) for k, (df, _) in frames.items()}
+    scores = text_scores([c for d in dfs.values() for c in d.caption], [p for d in dfs.values() for p in d.prompt], preset)
+    im = None if clip is None else image_embeds if image_embeds is not None else clip.image_embeds(images)
+    out, start = {}, 0
+    for k, d in dfs.items():
+        s = scores.iloc[start:start + len(d)].reset_index(drop=True); start += len(d)
+        info = corpus_metrics(d.caption.tolist(), d.prompt.tolist(), s, preset)
+        scored = pd.concat([d, s], axis=1)
+        if clip is not None:
+            vocab_size = frames[k][1]
+            if 'n_tokens' not in scored: scored['n_tokens'] = [len(clip.tokenizer(c)['input_ids']) for c in scored.caption]
+            cols = clip_columns(clip, im, scored.caption, scored['n_tokens'], scored['mean_entropy'] if 'mean_entropy' in scored else None, vocab_size)
+            for m in ('clip', 'clip_per_token', 'ew_clip'): scored[m] = cols[m]
+            info['settings']['clip'] = clip.settings()
+            info['settings']['ew_clip'] = dict(definition='CLIP * (1 - mean token entropy / log|V|)', vocab_size=vocab_size)
+        out[k] = scored, info
+    return out
+
 def score_frame(df:pd.DataFrame,               # with prompt and caption (and n_tokens, mean_entropy for model captions)
                 images,                        # the images, in the frame's order
                 clip:ClipScorer|None=None,     # CLIP scorer; None: no CLIP columns
@@ -46,16 +71,7 @@ def score_frame(df:pd.DataFrame,               # with prompt and caption (and n_
                 image_embeds:torch.Tensor|None=None, # CLIP embeddings of `images`, if already computed
                ) -> tuple[pd.DataFrame, dict]:
     "Every metric for each caption against its prompt, and the corpus-level scores with their settings."
-    scores, info = text_metrics(df.caption.tolist(), df.prompt.tolist(), preset)
-    out = pd.concat([df.reset_index(drop=True), scores], axis=1)
-    if clip is not None:
-        im = image_embeds if image_embeds is not None else clip.image_embeds(images)
-        if 'n_tokens' not in out: out['n_tokens'] = [len(clip.tokenizer(c)['input_ids']) for c in out.caption]
-        cols = clip_columns(clip, im, out.caption, out['n_tokens'], out['mean_entropy'] if 'mean_entropy' in out else None, vocab_size)
-        for k in ('clip', 'clip_per_token', 'ew_clip'): out[k] = cols[k]
-        info['settings']['clip'] = clip.settings()
-        info['settings']['ew_clip'] = dict(definition='CLIP * (1 - mean token entropy / log|V|)', vocab_size=vocab_size)
-    return out, info
+    return score_frames({'': (df, vocab_size)}, images, clip, preset, image_embeds)['']
 
 # %% ../nbs/07_evaluation.ipynb
 def _bootstrap_means(v:np.ndarray, n_boot:int, seed:int) -> np.ndarray:
@@ -85,8 +101,8 @@ def summarise(df:pd.DataFrame, info:dict|None=None, n_boot:int=1000, seed:int=0)
 # %% ../nbs/07_evaluation.ipynb
 def prior_prompt(train_prompts:list[str]) -> str:
     "The training prompt with the highest mean sentence-embedding cosine to all training prompts."
-    e = sentence_model().encode(list(train_prompts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
-    return train_prompts[int(np.argmax(e @ e.mean(0)))]
+    e = sentence_embeds(train_prompts)
+    return train_prompts[int((e @ e.mean(0)).argmax())]
 
 def nearest_neighbour_prompts(train_embeds:torch.Tensor, train_prompts:list[str], test_embeds:torch.Tensor) -> list[str]:
     "For each test image, the prompt of the most similar training image (normalised CLIP image embeddings)."
@@ -216,6 +232,8 @@ def choose_decoding(captioner, ds,                 # a captioner and its validat
 # %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner
 from .data import load_diffusiondb, apply_split_manifest, HUB_SUBSETS
+from .core import sha256_text
+from . import __version__
 
 def offline_clip_path() -> Path:
     "The offline CLIP scorer: the tiny CLIP of the default clip-gpt2 run."
@@ -241,6 +259,32 @@ def load_run_splits(run:Path|str):
 def default_clip(metric_preset:str='tiny') -> str:
     "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
     return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
+
+def read_visibility(path:Path|str) -> tuple[list[str], list[dict|None]]:
+    "The images of an evaluation's `visibility.csv` and, for each, which parts it shows (None: not a synthetic prompt)."
+    df = pd.read_csv(path, keep_default_na=False, dtype={'image': str})
+    parts = [a for a in VISIBLE_PARTS if a in df]
+    vis = [None if all(r[a] == '' for a in parts) else {a: str(r[a]) == 'True' for a in parts} for r in df.to_dict('records')]
+    return df.image.tolist(), vis
+
+def split_results(out:Path,                # this run's results folder (results/<run>)
+                  split_key:str,           # what the split's own systems' scores depend on: split, CLIP, metric settings, version
+                  names:list[str],         # this run's test images, in order
+                 ) -> dict|None:
+    "The split's own systems (`SPLIT_SYSTEMS`) as another run's evaluation with the same `split_key` scored them, if one did."
+    for m in sorted(Path(out).parent.glob('*/metrics.json')):
+        d, res = m.parent, load_json(m)
+        if d == Path(out) or res.get('split_key') != split_key or not (d/'visibility.csv').exists(): continue
+        images, visible = read_visibility(d/'visibility.csv')
+        if images != names: continue
+        rows = pd.read_csv(d/'baselines.csv', keep_default_na=False, dtype={'image': str, 'prompt': str, 'caption': str})
+        summaries = {k: s for k, s in res['systems'].items() if k in SPLIT_SYSTEMS}
+        scored = {k: rows[rows.system == k].drop(columns='system').reset_index(drop=True).apply(
+                      lambda c: c if c.name in ('image', 'prompt', 'caption') else pd.to_numeric(c, errors='coerce')) for k in summaries}
+        if any(s.image.tolist() != names for s in scored.values()): continue
+        log.info(f'{Path(out).name}: the split\'s own systems ({", ".join(summaries)}) as scored for {d.name} (the same split, CLIP and metrics)')
+        return dict(run=d.name, visible=visible, scored=scored, summaries=summaries)
+    return None
 
 def evaluate_run(model:str='blip',          # one of MODELS
                  preset:str='tiny',         # the run's preset
@@ -277,7 +321,10 @@ def evaluate_run(model:str='blip',          # one of MODELS
     dsd = load_run_splits(run)
     test, train_prompts = dsd['test'], column(dsd['train'], 'prompt')
     images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
-    im_test, im_train = scorer.image_embeds(images), scorer.image_embeds(dsd['train']['image'])
+    im_test, im_train = scorer.image_embeds(images), None
+    from imgcap2text.systems import SYSTEMS as PRACTICE, run_systems, systems_fingerprint
+    split_key = sha256_text(repr([systems_fingerprint(run, scorer.name), metric_preset, n_boot, seed, __version__]))
+    same = None if force else split_results(out, split_key, names)   # another run of this split has scored its own systems
 
     fine = load_captioner(run/'model')
     if (run/'initial'/'captioner.json').exists(): pre = load_captioner(run/'initial')   # the model fine-tuning started from
@@ -286,23 +333,26 @@ def evaluate_run(model:str='blip',          # one of MODELS
         pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
     base = pd.DataFrame(dict(image=names, prompt=prompts))
     frames = {'pre-trained': (caption_frame(pre, test, batch_size=batch_size, progress=progress), len(pre.tokenizer)),
-              'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer)),
-              'prior': (base.assign(caption=prior_prompt(train_prompts)), None),
-              'nearest neighbour': (base.assign(caption=nearest_neighbour_prompts(im_train, train_prompts, im_test)), None)}
-    visible = image_visibility(test)   # which parts each test image really shows
-    oracle = oracle_captions(prompts, train_prompts, visible)
-    if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
-    from imgcap2text.systems import SYSTEMS as PRACTICE, run_systems, sentence_embeds
+              'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer))}
+    if same: visible = same['visible']
+    else:
+        im_train = scorer.image_embeds(dsd['train']['image'])
+        frames['prior'] = (base.assign(caption=prior_prompt(train_prompts)), None)
+        frames['nearest neighbour'] = (base.assign(caption=nearest_neighbour_prompts(im_train, train_prompts, im_test)), None)
+        visible = image_visibility(test)   # which parts each test image really shows
+        oracle = oracle_captions(prompts, train_prompts, visible)
+        if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
     ps = run_systems(run, scorer, im_train, train_prompts, seed=seed, force=force)   # fitted on the training split, saved in the run
-    practice = {k: ps.answer(k, im_test, frames['fine-tuned'][0].caption.tolist()) for k in PRACTICE}
+    practice = {k: ps.answer(k, im_test, frames['fine-tuned'][0].caption.tolist()) for k in PRACTICE if not (same and k in SPLIT_SYSTEMS)}
     for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
-    scored, summaries, settings = {}, {}, None
-    for k, (df, vocab) in frames.items():
-        scored[k], info = score_frame(df, images, scorer, vocab, metric_preset, image_embeds=im_test)
+    scored, summaries, settings = dict(same['scored']) if same else {}, dict(same['summaries']) if same else {}, None
+    ceiling = 'oracle' in frames or 'oracle' in summaries
+    for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test).items():
+        scored[k] = df
         if k == 'regression':   # it predicts the embedding the cosine metric compares: scored as predicted, not as decoded
             scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
         summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
-        if 'oracle' in frames: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
+        if ceiling: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
               for m in METRICS if m in scored['fine-tuned']}
 
@@ -314,11 +364,12 @@ def evaluate_run(model:str='blip',          # one of MODELS
                  [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
     save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1', caption=f'Table 1: {name}, test split')
     save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {name}')
-    if 'oracle' in frames:
+    if ceiling:
         save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries}).T.rename(columns=str.capitalize),
                    out/'visible', caption=f'Visible parts named as in the prompt: {name}', digits=2)
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
-    result = dict(config=config, run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
+    atomic_write(out/'visibility.csv', pd.DataFrame([dict(image=n) | (v or {}) for n, v in zip(names, visible)]).to_csv(index=False))
+    result = dict(config=config, split_key=split_key, split_systems_from=same and same['run'], run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
                   settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']),
                   systems=summaries, paired=paired, settings=settings, provenance=provenance(config),
                   shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if any(visible) else None)

@@ -14,9 +14,9 @@ from .models import minilm_folder   # the shipped all-MiniLM-L6-v2
 
 # %% auto 0
 __all__ = ['MINILM', 'METRIC_PRESETS', 'BERTSCORE_SETTINGS', 'COMBINED_WEIGHTS', 'CLIP_PAPER', 'corpus_bleu', 'sentence_bleu',
-           'bert_scorer', 'bertscore_settings', 'bertscore', 'combined', 'sentence_model', 'sentence_cosine',
-           'text_scores', 'text_metrics', 'ClipScorer', 'clip_scorer', 'ew_clip_score', 'clip_per_token',
-           'clip_columns']
+           'bert_scorer', 'bertscore_settings', 'bertscore', 'combined', 'sentence_model', 'unique_rows',
+           'sentence_embeds', 'sentence_cosine', 'text_scores', 'text_metrics', 'corpus_metrics', 'ClipScorer',
+           'clip_scorer', 'ew_clip_score', 'clip_per_token', 'clip_columns']
 
 # %% ../nbs/06_metrics.ipynb
 def corpus_bleu(preds:list[str], refs:list[str]|list[list[str]]) -> dict:
@@ -87,13 +87,25 @@ def sentence_model():
     from sentence_transformers import SentenceTransformer
     return SentenceTransformer(minilm_folder(), device=get_device())
 
-def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=64) -> list[float]:
+def unique_rows(texts) -> tuple[list[str], list[int]]:
+    "The distinct texts in first-seen order, and each text's row among them: encode the first, index with the second."
+    rows = {}
+    index = [rows.setdefault(t, len(rows)) for t in texts]
+    return list(rows), index
+
+def sentence_embeds(texts, batch_size:int=128) -> torch.Tensor:
+    "Normalised all-MiniLM-L6-v2 embeddings (the cosine metric's model), each distinct text encoded once."
+    uniq, index = unique_rows(list(texts))
+    if not uniq: return torch.zeros(0, sentence_model().get_sentence_embedding_dimension())
+    e = torch.tensor(sentence_model().encode(uniq, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
+    return e[index]
+
+def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=128) -> list[float]:
     "Cosine similarity of each pair's all-MiniLM-L6-v2 embeddings (0 where either text is empty)."
     out, keep = [0.0] * len(preds), _nonempty(preds, refs)
-    if keep:
-        m = sentence_model()
-        a, b = (m.encode([t[i] for i in keep], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True) for t in (preds, refs))
-        for i, v in zip(keep, (a * b).sum(1).astype(float).tolist()): out[i] = v
+    if keep:   # captions and prompts in one call: a text that is both, or repeats, is encoded once
+        e = sentence_embeds([preds[i] for i in keep] + [refs[i] for i in keep], batch_size)
+        for i, v in zip(keep, (e[:len(keep)] * e[len(keep):]).sum(1).double().tolist()): out[i] = v
     return out
 
 # %% ../nbs/06_metrics.ipynb
@@ -107,11 +119,16 @@ def text_scores(preds:list[str], refs:list[str], preset:str='tiny') -> pd.DataFr
 def text_metrics(preds:list[str], refs:list[str], preset:str='tiny') -> tuple[pd.DataFrame, dict]:
     "Per-pair scores, and corpus-level scores with every setting that made them."
     df = text_scores(preds, refs, preset)
+    return df, corpus_metrics(preds, refs, df, preset)
+
+def corpus_metrics(preds:list[str], refs:list[str], df:pd.DataFrame, # the pairs, and their `text_scores`
+                   preset:str='tiny') -> dict:
+    "Corpus-level scores of the pairs, with every setting that made them."
     cb = corpus_bleu(preds, refs)
     corpus = dict(corpus_bleu=cb['bleu'], corpus_combined=float(combined(df.bertscore.mean(), cb['bleu'])))
     settings = dict(bleu=dict(corpus=cb['signature'], sentence=str(_SENTENCE_BLEU.get_signature())), bertscore=bertscore_settings(preset),
                     combined=COMBINED_WEIGHTS, cosine=dict(model=MINILM, normalised=True))
-    return df, dict(corpus=corpus, settings=settings)
+    return dict(corpus=corpus, settings=settings)
 
 # %% ../nbs/06_metrics.ipynb
 CLIP_PAPER = 'openai/clip-vit-base-patch16'
@@ -142,14 +159,17 @@ class ClipScorer:
 
     @torch.no_grad()
     def text_embeds(self, texts, batch_size:int=256) -> torch.Tensor:
+        "Normalised CLIP text embeddings, each distinct text encoded once."
         from imgcap2text.clip_prefix import _features
+        uniq, index = unique_rows([t or '' for t in texts])
+        if not uniq: return torch.zeros(0, self.model.config.projection_dim)
         out, eos = [], self.tokenizer.eos_token or ''
         add_eos = self.tokenizer('a')['input_ids'][-1] != self.tokenizer.eos_token_id   # a GPT-2 BPE adds no end token itself
-        for i in range(0, len(texts), batch_size):
-            batch = [(t or '') + (eos if add_eos else '') for t in texts[i:i+batch_size]]
+        for i in range(0, len(uniq), batch_size):
+            batch = [t + (eos if add_eos else '') for t in uniq[i:i+batch_size]]
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt').to(self.device)
             out.append(_features(self.model.get_text_features(**enc)).float().cpu())
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+        return torch.nn.functional.normalize(torch.cat(out), dim=-1)[index]
 
     def score_embeds(self, image_embeds:torch.Tensor, texts) -> torch.Tensor:
         "CLIP score of each (image, text) pair, from image embeddings already computed (`image_embeds`)."

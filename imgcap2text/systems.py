@@ -13,11 +13,11 @@ from torch import nn
 from fastcore.basics import store_attr
 from .core import check_choice, get_logger, set_seed
 from .data import normalise_prompt
+from .metrics import sentence_embeds   # the cosine metric's embedding: what regression predicts
 
 # %% auto 0
 __all__ = ['SYSTEMS', 'log', 'unique_prompts', 'knn_prompts', 'EmbeddingRegressor', 'fit_regressor', 'regress_prompts',
-           'phrase_bank', 'interrogate', 'sentence_embeds', 'read_prompt_corpus', 'PromptSystems',
-           'systems_fingerprint', 'run_systems']
+           'phrase_bank', 'interrogate', 'read_prompt_corpus', 'PromptSystems', 'systems_fingerprint', 'run_systems']
 
 # %% ../nbs/13_systems.ipynb
 SYSTEMS = ('retrieval', 'regression', 'interrogator')
@@ -120,11 +120,6 @@ def interrogate(image_embeds:torch.Tensor,  # normalised CLIP image embeddings (
     return out
 
 # %% ../nbs/13_systems.ipynb
-def sentence_embeds(texts, batch_size:int=128) -> torch.Tensor:
-    "Normalised all-MiniLM-L6-v2 embeddings (the cosine metric's model)."
-    from imgcap2text.metrics import sentence_model
-    return torch.tensor(sentence_model().encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
-
 def read_prompt_corpus(path:Path|str) -> list[str]:
     "A user's prompt corpus: .txt (one prompt per line), or .csv/.tsv/.parquet with a `prompt` column; each prompt once."
     import pandas as pd
