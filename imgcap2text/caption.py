@@ -126,8 +126,14 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     todo = [(k, r) for k, r in items if k not in have]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
     cap = load_captioner(resolve_model(model), precision) if mine and system in ('captioner', 'interrogator') else None
-    ps = run_systems(run) if mine and run is not None else None
-    if ps is not None and corpus is not None: ps = ps.with_bank(corpus, cache=run/'systems'/'banks')
+    def fitted():
+        ps = run_systems(run)
+        return ps if corpus is None else ps.with_bank(corpus, cache=run/'systems'/'banks')
+    ps = None
+    if run is not None and todo:   # fitted once: the main process fits (or loads) and saves them and the bank's embeddings, then the others load them
+        if rank == 0: ps = fitted()
+        barrier()
+        if rank != 0 and mine: ps = fitted()
     rows, n_new, load_skips, last_save = (done.to_dict('records') if world == 1 else []), 0, [], time.monotonic()
     saved = len(rows) if world == 1 else -1   # a shard is written at least once (an empty one replaces a stale one)
     def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one

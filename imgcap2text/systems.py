@@ -261,6 +261,7 @@ def run_systems(run:Path|str,                   # a training run folder (runs/<r
             log.info(f'{run.name}: the systems fitted for {cand.parent.name} (the same split and CLIP)')
             if is_main_process(): ps.save_pretrained(folder)
         return ps
+    log.info(f'{run.name}: fitting the systems on its training split')
     if im_train is None or train_prompts is None:
         from imgcap2text.data import column
         train = load_run_splits(run)['train']

@@ -87,3 +87,24 @@ def test_caption_two_processes_one_csv(runs, mini_db, tmp_path):
     assert list(two.caption) == list(one.caption) and list(two.n_tokens) == list(one.n_tokens)
     np.testing.assert_allclose(two.mean_entropy, one.mean_entropy, atol=1e-4)
     assert sorted(p.name for p in tmp_path.glob('two.csv*')) == ['two.csv']   # the shards were merged and removed
+
+
+def test_caption_systems_two_processes_fit_once(runs, mini_db, tmp_path):
+    "`caption --system` under torchrun on a run never evaluated: the main process fits the systems and saves them, the other loads them."
+    from imgcap2text.data import column, load_diffusiondb
+    from imgcap2text.models import build_captioner
+    blip, _, homes, _ = runs
+    home = homes['two']   # the offline CLIP scorer is the clip-gpt2 run's tiny CLIP: an untrained one stands in for it here
+    build_captioner('clip-gpt2', train_prompts=column(load_diffusiondb(mini_db), 'prompt')).save_pretrained(home/'runs'/'clip-gpt2-tiny'/'model')
+    assert not (blip['two']/'systems').exists()
+    zips = [str(p) for p in sorted((mini_db/'images').glob('*.zip'))][:1]
+    caption = ['-m', 'imgcap2text.cli', 'caption', *zips, '--model', str(blip['two']), '--system', 'retrieval', '--batch_size', '8']
+    two = run(torchrun(*caption, '--out', str(tmp_path/'two.csv')), home)
+    assert two.stderr.count('fitting the systems') == 1, two.stderr[-3000:]       # once, not once per process
+    one = run([sys.executable, *caption, '--out', str(tmp_path/'one.csv')], home)
+    assert 'fitting the systems' not in one.stderr                                # saved by the main process, loaded
+    one, two = pd.read_csv(tmp_path/'one.csv', keep_default_na=False), pd.read_csv(tmp_path/'two.csv', keep_default_na=False)
+    assert len(one) == 70 and list(two.image) == list(one.image)
+    assert (two.caption == one.caption).mean() >= 0.95   # other batches: float noise may flip a near tie
+    train = set(json.loads((blip['two']/'split.json').read_text())['splits']['train'])
+    assert set(one.caption) <= set(column(load_diffusiondb(mini_db).filter(lambda r: r['image_name'] in train), 'prompt'))   # retrieval answers training prompts
