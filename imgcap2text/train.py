@@ -320,8 +320,10 @@ def train_run(model:str='blip',          # one of MODELS
         out.mkdir(parents=True, exist_ok=True)
         save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
-    pre, tagging = {}, spec.train_settings(preset).get('vision')
+    pre, tagging = {}, dict(spec.train_settings(preset).get('vision') or {})
+    freeze_vision = tagging.pop('freeze', False)   # keep the tagged tower as it is while the captioner learns
     if tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
+    if freeze_vision: cap.vision_tower().requires_grad_(False)
     if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     if main and preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
