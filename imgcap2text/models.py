@@ -56,7 +56,8 @@ class ModelSpec:
 MODEL_SPECS = {
     'blip': ModelSpec('blip', 'Salesforce/blip-image-captioning-base',
         train=dict(epochs=10, lr=1e-4, weight_decay=1e-6, scheduler='cosine_warm_restarts', batch_size=8, grad_accum=4, max_length=128),
-        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(epochs=30, loss='softmax', warmup=0.1)),
+        # the tagged tower stays frozen while BLIP captions: fine-tuned through the caption loss it forgets shape (see below)
+        tiny_train=dict(epochs=12, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(epochs=30, loss='softmax', warmup=0.1, freeze=True)),
         generation=dict(num_beams=1, max_new_tokens=40)),
     'vit-gpt2': ModelSpec('vit-gpt2', 'nlpconnect/vit-gpt2-image-captioning',
         train=dict(epochs=6, lr=5e-5, weight_decay=0.0, scheduler='linear', batch_size=4, grad_accum=2, max_length=80, fp16=True),

@@ -4,6 +4,7 @@ analysis and the report (the PDF must build)."""
 import json, re, shutil
 import pandas as pd
 import pytest
+import torch
 import papermill as pm
 from conftest import ROOT
 from imgcap2text.models import load_captioner
@@ -40,6 +41,11 @@ def test_train_driver_defaults(model, home, monkeypatch):
     split = json.loads((run/'split.json').read_text())
     assert split['leakage']['test_images_with_train_prompt'] == 0 and split['by'] == 'prompt'
     assert (run/'model'/'model.safetensors').exists() and not (run/'checkpoints').exists()
+    # BLIP's tagged tower stays frozen while it captions (03_models: trained on, it forgets shape); ViT-GPT2's learns on
+    if model != 'clip-gpt2':
+        before, after = (dict(load_captioner(run/f).vision_tower().named_parameters()) for f in ('initial', 'model'))
+        assert summary['settings']['vision'].get('freeze', False) == (model == 'blip')
+        assert all(torch.equal(before[k], after[k]) for k in before) == (model == 'blip')
     if model == 'clip-gpt2':
         assert summary['architecture'] == dict(mapping='linear', prefix_length=1, freeze_gpt2=False)  # the tiny preset's
         assert not any(p.requires_grad for p in load_captioner(run/'model').clip.parameters())   # CLIP stays frozen
