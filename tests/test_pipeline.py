@@ -95,6 +95,7 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
     # beats nearest-neighbour retrieval (intervals apart)
     v = s['fine-tuned']['visible']
     assert v['colour'] > 0.6 and v['count'] > 0.65 and v['position'] > 0.6 and v['shape'] > 0.25, v
+    if model == 'blip': assert v['shape'] > 0.4, v   # its tagged tower frozen while captioning (the demo: 0.51; trained on: 0.34)
     assert s['fine-tuned']['combined']['lo'] > s['nearest neighbour']['combined']['hi'], s
     assert set(m['shown']) == {'count', 'colour', 'shape', 'position', 'background', 'style', 'lighting'} and min(m['shown'].values()) > 0.8
     assert s['oracle']['combined']['mean'] > s['fine-tuned']['combined']['mean']     # the ceiling is a ceiling
