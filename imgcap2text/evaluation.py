@@ -22,7 +22,8 @@ __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'METRI
            'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
            'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
            'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'choose_decoding',
-           'offline_clip_path', 'load_run_splits', 'default_clip', 'read_visibility', 'split_results', 'evaluate_run']
+           'offline_clip_path', 'load_run_splits', 'default_clip', 'write_visibility', 'read_visibility',
+           'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -260,6 +261,10 @@ def default_clip(metric_preset:str='tiny') -> str:
     "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
     return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
 
+def write_visibility(path:Path|str, names:list[str], visible:list[dict|None]):
+    "`visibility.csv`: for each test image, which parts it shows (`image_visibility`; empty where the prompt is not synthetic)."
+    atomic_write(path, pd.DataFrame([dict(image=n) | (v or {}) for n, v in zip(names, visible)]).to_csv(index=False))
+
 def read_visibility(path:Path|str) -> tuple[list[str], list[dict|None]]:
     "The images of an evaluation's `visibility.csv` and, for each, which parts it shows (None: not a synthetic prompt)."
     df = pd.read_csv(path, keep_default_na=False, dtype={'image': str})
@@ -368,7 +373,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
         save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries}).T.rename(columns=str.capitalize),
                    out/'visible', caption=f'Visible parts named as in the prompt: {name}', digits=2)
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
-    atomic_write(out/'visibility.csv', pd.DataFrame([dict(image=n) | (v or {}) for n, v in zip(names, visible)]).to_csv(index=False))
+    write_visibility(out/'visibility.csv', names, visible)
     result = dict(config=config, split_key=split_key, split_systems_from=same and same['run'], run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
                   settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']),
                   systems=summaries, paired=paired, settings=settings, provenance=provenance(config),
