@@ -4,19 +4,19 @@
 
 # %% ../nbs/05a_caption.ipynb 4
 from __future__ import annotations
-import glob, io, time, zipfile
+import glob, io, re, time, zipfile
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
 from .data import load_image, BadImage, IMAGE_EXTS
-from .models import load_captioner, MODELS, PRECISIONS
+from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
-__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'resolve_run', 'system_prompts',
-           'caption_paths']
+__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'is_pretrained', 'load_any_captioner',
+           'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
@@ -64,7 +64,20 @@ def resolve_model(model:str) -> Path:
         if (run/'captioner.json').exists(): return run
         raise FileNotFoundError(f'no trained {model} run at {run}: train it with `imgcap2text train --model {model}` '
                                 'or pass a run folder')
-    raise FileNotFoundError(f'{model!r} is neither a saved captioner, a run folder, nor one of {", ".join(MODELS)}')
+    raise FileNotFoundError(f'{model!r} is neither a saved captioner, a run folder, a pretrained checkpoint (a hub id such as '
+                            f'Salesforce/blip-image-captioning-base, or its folder), nor one of {", ".join(MODELS)}')
+
+def is_pretrained(model:str) -> bool:
+    "Whether `model` names a pretrained checkpoint: a folder with a `config.json` and no `captioner.json`, or a hub id (owner/name) that is no path here."
+    p = Path(model)
+    if p.is_dir(): return (p/'config.json').exists() and not any((c/'captioner.json').exists() for c in (p, p/'model'))
+    return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', model)) and not Path(p.parts[0]).exists() and model not in MODELS
+
+def load_any_captioner(model:str,                # anything `--model` takes
+                       precision:str|None=None,  # one of PRECISIONS
+                      ) -> Captioner:
+    "The captioner `model` names: saved, a run's, a registry name's default run, or a pretrained checkpoint (zero-shot)."
+    return load_pretrained(model, precision) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
 
 # %% ../nbs/05a_caption.ipynb
 COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy']
@@ -85,10 +98,41 @@ ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator')
 
 def resolve_run(model:str) -> Path:
     "The training run behind `model` (the folder with its split), which the systems are fitted on."
+    if is_pretrained(model): raise FileNotFoundError(f'{model} is a pretrained checkpoint, not a training run: this system is fitted on a run (e.g. runs/blip-tiny)')
     run = resolve_model(model).parent
     if not (run/'split.json').exists():
         raise FileNotFoundError(f'{run} is a saved captioner without its training run (no split.json): --system needs a run folder, e.g. runs/blip-tiny')
     return run
+
+class ZeroShot:
+    """A system that needs no run, answering as `systems.PromptSystems` does: the interrogator over CLIP Interrogator's
+    tables (`interrogator.Interrogator`), or retrieval from a prompt bank (`bank.PromptBank`)."""
+    def __init__(self, scorer, interrogator=None, bank=None, mode:str='best'):
+        self.scorer, self.interrogator, self.bank, self.mode = scorer, interrogator, bank, mode
+    def answer(self, system:str, image_embeds, captions=None) -> dict:
+        if system == 'interrogator': return dict(prompts=[r['prompt'] for r in self.interrogator.answer(image_embeds, captions, self.mode)])
+        return dict(prompts=self.bank.answer(image_embeds))
+
+def system_clip(clip:str|None, model:str) -> str:
+    "The CLIP of a zero-shot system: `clip` (`interrogator.resolve_clip`); unset, the CLIP a run's systems use, else the default."
+    from imgcap2text.interrogator import resolve_clip
+    if clip is not None or is_pretrained(model): return resolve_clip(clip)
+    try: run = resolve_run(model)
+    except FileNotFoundError: return resolve_clip(None)
+    from imgcap2text.core import load_json
+    from imgcap2text.evaluation import default_clip
+    return default_clip(load_json(run/'summary.json')['config']['preset'])
+
+def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None) -> ZeroShot:
+    "The interrogator on its tables (their embeddings computed once per CLIP, cached), or retrieval from `bank` (built once, cached)."
+    from imgcap2text.metrics import clip_scorer
+    if system == 'interrogator':
+        from imgcap2text.interrogator import Interrogator
+        it = Interrogator.load(system_clip(clip, model), tables=tables)
+        return ZeroShot(it.scorer, interrogator=it, mode=mode)
+    from imgcap2text.bank import open_bank
+    scorer = clip_scorer(system_clip(clip, model))
+    return ZeroShot(scorer, bank=open_bank(bank, scorer))
 
 def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[dict]:
     """A system's answers in the captioner's columns: `n_tokens` counts the prompt's CLIP tokens; `mean_entropy` is the
@@ -98,26 +142,35 @@ def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[di
     return [dict(caption=p, n_tokens=len(t), mean_entropy=gens[i]['mean_entropy'] if gens else None) for i, (p, t) in enumerate(zip(prompts, tok))]
 
 def caption_paths(paths:list[str],             # files, folders, globs, part zips
-                  model:str,                   # captioner folder, run folder or registry name
+                  model:str,                   # captioner folder, run folder, registry name or pretrained checkpoint (hub id or folder)
                   out:Path|str='captions.csv', # the CSV to write (and resume)
                   batch_size:int=16,
                   beams:int|None=None,         # 1: greedy; None: the decoding chosen on validation (else the report's)
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
                   precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)
-                  system:str='captioner',      # one of ANSWERERS: the captioner, or a system fitted on the run (`systems`)
-                  bank:str|None=None,          # retrieval / regression: a prompt corpus to answer from (default: the run's training prompts)
+                  system:str='captioner',      # one of ANSWERERS: the captioner, a system fitted on the run (`systems`), or one that needs none
+                  bank:str|None=None,          # retrieval: 'diffusiondb' or a prompt corpus (no run needed); regression: a corpus to decode into
+                  mode:str='best',             # interrogator: one of `interrogator.MODES`
+                  clip:str|None=None,          # zero-shot systems' CLIP: sd1 | sd2 | sdxl | a hub id | a folder (unset: `system_clip`)
+                  caption_model:str|None=None, # interrogator: the captioner of its starting captions (any `model` value; unset: `model`)
+                  tables:str|None=None,        # interrogator: a folder of label tables, or 'run' for the run's fitted phrases (unset: CLIP Interrogator's)
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
     """Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons.
     Under torchrun each process captions every `world`-th image into its own shard, and the main process merges the
     shards into `out`, in the order one process would have written it."""
-    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS)   # before reading anything
+    from imgcap2text.interrogator import MODES
+    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)   # before reading anything
     if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
+    if tables is not None and system != 'interrogator': raise ValueError(f'label tables are for --system interrogator, not {system}')
+    if tables is not None and tables != 'run' and not Path(tables).is_dir(): raise FileNotFoundError(f"no label tables folder at {tables} (or pass 'run' for the run's fitted phrases)")
     from imgcap2text.systems import read_prompt_corpus, run_systems
-    corpus = read_prompt_corpus(bank) if bank is not None else None
-    run = resolve_run(model) if system != 'captioner' else None
+    zero_shot = (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None)
+    corpus = read_prompt_corpus(bank) if bank is not None and not zero_shot else None
+    if zero_shot and bank is not None and bank != 'diffusiondb' and not Path(bank).is_file(): raise FileNotFoundError(f'no prompt corpus at {bank}')
+    run = resolve_run(model) if system != 'captioner' and not zero_shot else None
     out, (rank, world) = Path(out), dist_rank_world()
     items, skipped = iter_inputs(paths)
     done = _read_captions(out)
@@ -125,12 +178,14 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
-    cap = load_captioner(resolve_model(model), precision) if mine and system in ('captioner', 'interrogator') else None
+    captions_needed = system == 'captioner' or (system == 'interrogator' and mode != 'negative')
+    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if mine and captions_needed else None
     def fitted():
+        if zero_shot: return zero_shot_system(system, model, bank, mode, clip, tables)
         ps = run_systems(run)
         return ps if corpus is None else ps.with_bank(corpus, cache=run/'systems'/'banks')
     ps = None
-    if run is not None and todo:   # fitted once: the main process fits (or loads) and saves them and the bank's embeddings, then the others load them
+    if system != 'captioner' and todo:   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
         if rank == 0: ps = fitted()
         barrier()
         if rank != 0 and mine: ps = fitted()

@@ -50,19 +50,24 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
 
 # %% ../nbs/11_cli.ipynb
 def caption(paths:str,                  # images, folders (recursive), globs or DiffusionDB part zips
-            model:str='blip',           # a saved captioner, a run folder, or a registry name (its default run)
+            model:str='blip',           # a saved captioner, a run folder, a registry name (its default run), or a pretrained hub id or folder
             out:str='captions.csv',     # CSV to write; rerun on it to continue
             batch_size:int=16,
             beams:int=None,             # 1: greedy; unset: the decoding chosen on validation (else the report's)
             max_tokens:int=None,        # unset: the model's report setting
             prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
             precision:str='fp32',       # fp32, bf16 or fp16 weights (bf16: GPUs and CPUs with bf16 units)
-            system:str='captioner',     # captioner | retrieval | regression | interrogator (the last three: fitted on the run)
-            bank:str=None,              # retrieval / regression: a prompt corpus (.txt one per line; .csv/.parquet with a prompt column)
+            system:str='captioner',     # captioner | retrieval | regression | interrogator
+            bank:str=None,              # retrieval: diffusiondb, or a prompt corpus (.txt one per line; .csv/.parquet with a prompt column), no run needed; regression: a corpus to decode into
+            mode:str='best',            # interrogator: best | classic | fast | negative
+            clip:str=None,              # interrogator, retrieval with --bank: sd1 | sd2 | sdxl | a CLIP hub id or folder (unset: sd1 online; offline the demo's tiny CLIP)
+            caption_model:str=None,     # interrogator: the captioner of its starting captions, any --model value (unset: --model)
+            tables:str=None,            # interrogator: a folder of label tables, or run (the run's fitted phrases); unset: CLIP Interrogator's
            ):
     "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
     from imgcap2text.caption import caption_paths
-    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank)
+    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
+                      caption_model=caption_model, tables=tables)
     print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}, {len(r['skipped'])} skipped")
     for k, why in r['skipped']: print(f'  skipped {k}: {why}')
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
@@ -83,6 +88,7 @@ def main(argv:list[str]|None=None) -> int:
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     f = COMMANDS[argv[0]]
     parser = anno_parser(f, prog=f'imgcap2text {argv[0]}')
+    parser.allow_abbrev = False   # else argparse reads `--mode best` as `--model best`
     for a in parser._actions:
         if f is caption and a.dest == 'paths': a.nargs = '+'   # several paths: argparse's nargs, which annotations cannot say
         for o in list(a.option_strings):                        # --batch-size as well as --batch_size

@@ -12,8 +12,9 @@ import numpy as np
 # %% auto 0
 __all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
            'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached', 'require_hub',
-           'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'package_versions', 'git_commit',
-           'provenance', 'dist_rank_world', 'is_main_process', 'barrier', 'get_logger']
+           'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'files_fingerprint',
+           'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process', 'barrier',
+           'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -139,6 +140,18 @@ def done_with(path:Path|str, config:dict) -> bool:
 def sha256_text(text:str) -> str:
     "Hex SHA-256 of a string (split manifests, configs)."
     return hashlib.sha256(text.encode()).hexdigest()
+
+def files_fingerprint(model:str|Path, # a model folder, or a hub id
+                     ) -> str:
+    """What a model's files are, as a hash: a folder's file names, sizes and modification times (not their contents: a
+    checkpoint of gigabytes is not read to know it), or a hub id with the commit its cached snapshot is at."""
+    p = Path(model)
+    if p.is_dir(): return sha256_text(repr(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file())))
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(str(model), 'config.json')
+    except Exception: cached = None   # not a valid repo id: the name alone
+    return sha256_text(f"{model}@{Path(cached).parent.name if isinstance(cached, str) else ''}")
 
 # %% ../nbs/00_core.ipynb
 PROVENANCE_PACKAGES = ('imgcap2text', 'torch', 'transformers', 'tokenizers', 'datasets', 'evaluate', 'accelerate',

@@ -157,17 +157,24 @@ class ClipScorer:
         from imgcap2text.clip_prefix import clip_image_features
         return torch.nn.functional.normalize(clip_image_features(self.model, self.image_processor, images, batch_size), dim=-1)
 
+    def _with_end(self, texts) -> list[str]:
+        "The texts as CLIP reads them: with the end token that a GPT-2 BPE (the tiny CLIP's) does not add itself."
+        if not hasattr(self, '_add_eos'): self._add_eos = self.tokenizer('a')['input_ids'][-1] != self.tokenizer.eos_token_id
+        return [(t or '') + (self.tokenizer.eos_token if self._add_eos else '') for t in texts]
+
+    def token_ids(self, texts) -> list[list[int]]:
+        "Each text's CLIP token ids, start and end tokens included, untruncated: `len` tells whether it fits `max_length`."
+        return self.tokenizer(self._with_end(texts))['input_ids']
+
     @torch.no_grad()
     def text_embeds(self, texts, batch_size:int=256) -> torch.Tensor:
-        "Normalised CLIP text embeddings, each distinct text encoded once."
+        "Normalised CLIP text embeddings, each distinct text encoded once (truncated to CLIP's `max_length` tokens)."
         from imgcap2text.clip_prefix import _features
         uniq, index = unique_rows([t or '' for t in texts])
         if not uniq: return torch.zeros(0, self.model.config.projection_dim)
-        out, eos = [], self.tokenizer.eos_token or ''
-        add_eos = self.tokenizer('a')['input_ids'][-1] != self.tokenizer.eos_token_id   # a GPT-2 BPE adds no end token itself
+        out = []
         for i in range(0, len(uniq), batch_size):
-            batch = [t + (eos if add_eos else '') for t in uniq[i:i+batch_size]]
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt').to(self.device)
+            enc = self.tokenizer(self._with_end(uniq[i:i+batch_size]), padding=True, truncation=True, max_length=self.max_length, return_tensors='pt').to(self.device)
             out.append(_features(self.model.get_text_features(**enc)).float().cpu())
         return torch.nn.functional.normalize(torch.cat(out), dim=-1)[index]
 

@@ -18,10 +18,11 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from .core import check_choice, require_hub, get_logger, get_device
 
 # %% auto 0
-__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'ModelSpec', 'check_model',
-           'train_bpe_tokenizer', 'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'one_line',
-           'Captioner', 'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'BlipWithConvStem',
-           'BlipCaptioner', 'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner']
+__all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'PRETRAINED_TYPES',
+           'DECODING_KEYS', 'ModelSpec', 'check_model', 'train_bpe_tokenizer', 'train_wordpiece_tokenizer',
+           'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner', 'tiny_vision_config', 'ConvStem',
+           'install_conv_stem', 'register', 'BlipWithConvStem', 'BlipCaptioner', 'VisionEncoderDecoderWithConvStem',
+           'VitGpt2Captioner', 'build_captioner', 'load_captioner', 'checkpoint_decoding', 'load_pretrained']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -380,3 +381,36 @@ def load_captioner(path:Path|str,             # a folder written by `Captioner.s
     cap = CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
     cap.decoding = info.get('decoding')
     return cap.to(device=get_device(), precision=precision)   # on the GPU where there is one (Colab), as training was
+
+# the pretrained checkpoints `load_pretrained` takes, by their config's model_type, and the captioner class that runs them
+PRETRAINED_TYPES = {'blip': 'blip', 'vision-encoder-decoder': 'vit-gpt2'}
+# decoding settings a checkpoint's generation config may set (others are left to generate's defaults)
+DECODING_KEYS = ('num_beams', 'max_length', 'max_new_tokens', 'early_stopping', 'no_repeat_ngram_size', 'repetition_penalty', 'length_penalty')
+
+def checkpoint_decoding(checkpoint:str) -> dict|None:
+    """The decoding a checkpoint ships in its `generation_config.json` (its `max_length` read as new tokens), or None
+    where it ships none: then the report's settings apply."""
+    from transformers import GenerationConfig
+    try: g = GenerationConfig.from_pretrained(checkpoint)
+    except (OSError, ValueError): return None
+    d, default = g.to_dict(), GenerationConfig().to_dict()
+    out = {k: d[k] for k in DECODING_KEYS if d.get(k) is not None and d.get(k) != default.get(k)}
+    if 'max_length' in out: out.setdefault('max_new_tokens', out.pop('max_length'))
+    return out or None
+
+def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-image-captioning-large) or a folder of such a checkpoint
+                    precision:str|None=None,    # cast the weights: one of PRECISIONS
+                   ) -> Captioner:
+    """A pretrained BLIP or VisionEncoderDecoder checkpoint, for zero-shot captioning: decoding from the checkpoint's
+    generation config, else the report's settings. Offline it loads from the hub cache, or says what to do."""
+    from transformers import AutoConfig
+    if precision: check_choice('precision', precision, tuple(PRECISIONS))
+    if not Path(checkpoint).is_dir():
+        require_hub(f'checkpoint {checkpoint!r}', 'pass a trained run or saved captioner (e.g. runs/blip-tiny), or run once online so that '
+                    'the hub cache holds it', [(checkpoint, 'config.json', 'model')])
+    try: cfg = AutoConfig.from_pretrained(checkpoint)
+    except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
+    name = PRETRAINED_TYPES[check_choice('checkpoint type', cfg.model_type, tuple(PRETRAINED_TYPES))]
+    cap = CAPTIONERS[name].from_pretrained(checkpoint, 'paper')
+    cap.decoding = checkpoint_decoding(checkpoint)
+    return cap.to(device=get_device(), precision=precision)

@@ -16,8 +16,9 @@ from .data import normalise_prompt
 from .metrics import sentence_embeds   # the cosine metric's embedding: what regression predicts
 
 # %% auto 0
-__all__ = ['SYSTEMS', 'log', 'unique_prompts', 'knn_prompts', 'EmbeddingRegressor', 'fit_regressor', 'regress_prompts',
-           'phrase_bank', 'interrogate', 'read_prompt_corpus', 'PromptSystems', 'systems_fingerprint', 'run_systems']
+__all__ = ['SYSTEMS', 'log', 'unique_prompts', 'knn_prompts', 'consensus_pick', 'EmbeddingRegressor', 'fit_regressor',
+           'regress_prompts', 'phrase_bank', 'interrogate', 'read_prompt_corpus', 'PromptSystems',
+           'systems_fingerprint', 'run_systems']
 
 # %% ../nbs/13_systems.ipynb
 SYSTEMS = ('retrieval', 'regression', 'interrogator')
@@ -42,11 +43,17 @@ def knn_prompts(queries:torch.Tensor,      # normalised query embeddings (n, d):
     if len(prompts) != len(keys) or len(keys) != len(sentence): raise ValueError('the bank needs one key and one sentence embedding per prompt')
     k = min(k, len(prompts))
     sims, idx = (queries.float() @ keys.float().T).topk(k, dim=1)                 # (n, k)
-    w = torch.softmax(sims / temperature, dim=1)                                  # the neighbours' weights
-    cand = sentence.float()[idx]                                                  # (n, k, e)
-    centroid = (w.unsqueeze(-1) * cand).sum(1)                                    # (n, e)
-    best = (cand @ centroid.unsqueeze(-1)).squeeze(-1).argmax(1)                  # the candidate nearest the centroid
+    best = consensus_pick(sims, sentence.float()[idx], temperature)
     return [prompts[i] for i in idx.gather(1, best.unsqueeze(1)).squeeze(1).tolist()]
+
+def consensus_pick(sims:torch.Tensor,        # each query's similarities to its k neighbours (n, k)
+                   cand:torch.Tensor,        # the neighbours' normalised sentence embeddings (n, k, e)
+                   temperature:float=0.05,
+                  ) -> torch.Tensor:
+    "For each query, the position (0..k-1) of the neighbour nearest to the neighbours' softmax-weighted sentence-embedding centroid."
+    w = torch.softmax(sims.float() / temperature, dim=1)                          # the neighbours' weights
+    centroid = (w.unsqueeze(-1) * cand.float()).sum(1)                            # (n, e)
+    return (cand.float() @ centroid.unsqueeze(-1)).squeeze(-1).argmax(1)          # the candidate nearest the centroid
 
 # %% ../nbs/13_systems.ipynb
 class EmbeddingRegressor(nn.Module):
@@ -230,10 +237,8 @@ class PromptSystems:
 # %% ../nbs/13_systems.ipynb
 def systems_fingerprint(run:Path|str, clip:str) -> str:
     "What fitted systems depend on: the run's split manifest and the CLIP (a folder: its files' names, sizes and times)."
-    from imgcap2text.core import sha256_text
-    p = Path(clip)
-    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file()) if p.is_dir() else clip
-    return sha256_text((Path(run)/'split.json').read_text() + repr(files))
+    from imgcap2text.core import sha256_text, files_fingerprint
+    return sha256_text((Path(run)/'split.json').read_text() + files_fingerprint(clip))
 
 def run_systems(run:Path|str,                   # a training run folder (runs/<run>)
                 scorer=None,                    # a `metrics.ClipScorer`; None: the run's preset's (`evaluation.default_clip`)
