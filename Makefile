@@ -23,6 +23,8 @@ $(STAMP): requirements.txt settings.ini setup.py
 	# torch first: the pinned CPU wheel if this machine has it, else the registry's build
 	$(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
 	$(BIN)/pip install -q -r requirements.txt "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"
+	# CLIP Interrogator's label tables: its wheel's data only (its module imports open_clip, which pulls torchvision and a CUDA torch)
+	$(BIN)/pip install -q --no-deps "clip-interrogator==0.6.0"
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 

@@ -99,7 +99,8 @@ def load_image(source,                    # a path, bytes, or a PIL image
     except Image.DecompressionBombError:
         raise BadImage(f"image too large (over PIL's decompression-bomb limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as e:
-        raise BadImage(f'unreadable image ({type(e).__name__}: {str(e)[:80]})') from None
+        why = re.sub(r'\s*<[^<>]* at 0x[0-9a-fA-F]+>', '', str(e))   # PIL names the in-memory file by its address: no use to a reader
+        raise BadImage(f'unreadable image ({type(e).__name__}: {why[:80]})') from None
 
 # %% ../nbs/01_data.ipynb
 log = get_logger('imgcap2text.data')

@@ -92,7 +92,7 @@ def test_caption_cli_with_a_paper_run(hub, home, monkeypatch, tmp_path):
     assert len(rows) == 3 and all('caption' in row for row in rows)
     # the interrogator of the paper run: real BLIP's caption, phrases chosen by CLIP ViT-B/16, both from the hub (cached)
     r = subprocess.run(['imgcap2text', 'caption', str(tmp_path/'images'), '--model', str(home/'project'/'runs'/'blip-paper'),
-                        '--system', 'interrogator', '--out', str(tmp_path/'prompts.csv')], capture_output=True, text=True)
+                        '--system', 'interrogator', '--tables', 'run', '--out', str(tmp_path/'prompts.csv')], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     chained = {row['image']: row['caption'] for row in csv.DictReader(open(tmp_path/'prompts.csv'))}
     assert all(chained[row['image']].startswith(row['caption']) for row in rows)
