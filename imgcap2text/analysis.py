@@ -110,13 +110,13 @@ def leaderboard(results:Path|str,    # the results/ folder
     first = next(iter(metrics))
     floor = [s for s in SPLIT_SYSTEMS if s != 'oracle']
     picks = [(s, s, first) for s in floor] + [(MODEL_LABELS[m], 'fine-tuned', m) for m in metrics]
-    if 'blip' in metrics: picks.append(('interrogator', 'interrogator', 'blip'))
+    if 'blip' in metrics: picks += [('interrogator', 'interrogator', 'blip'), ('interrogator (zero-shot)', 'interrogator (zero-shot)', 'blip')]
     picks.append(('oracle', 'oracle', first))
     rows = []
     for label, system, m in picks:
         s = metrics[m]['systems'].get(system)
         if s is None: continue
-        row = dict(system=label, source=f'{m}-{preset}:{system}')
+        row = dict(system=label, source=f'{m}-{preset}:{system}', n=s['combined']['n'])   # the zero-shot interrogator answers a subset
         for k in LEADERBOARD_METRICS: row |= {k: s[k]['mean'], f'{k}_lo': s[k]['lo'], f'{k}_hi': s[k]['hi']}
         rows.append(row | dict(visible=s.get('visible', {}).get('all', float('nan'))))
     return pd.DataFrame(rows)
@@ -143,6 +143,7 @@ def leaderboard_table(board:pd.DataFrame) -> pd.DataFrame:
         t[name] = [(f'**{r[k]:.{d}f}**' if r.system == best[k]['best'] else f'{r[k]:.{d}f}') + f' [{r[k+"_lo"]:.{d}f}, {r[k+"_hi"]:.{d}f}]'
                    for _, r in board.iterrows()]
     t['Visible parts'] = [f'**{v:.2f}**' if s == best['visible']['best'] else f'{v:.2f}' for s, v in zip(board.system, board.visible)]
+    if 'n' in board: t['Images'] = board.n.astype(int).tolist()   # the test images each system answered
     return t.set_index('System')
 
 # %% ../nbs/08_analysis.ipynb
@@ -153,7 +154,7 @@ def write_leaderboard(results:Path|str, preset:str='tiny', out:Path|str|None=Non
     winners = leaderboard_winners(board)
     atomic_write(out/'leaderboard.csv', board.to_csv(index=False))
     t = leaderboard_table(board)
-    save_table(t.replace(r'\*\*(.*?)\*\*', r'\\textbf{\1}', regex=True), out/'leaderboard', escape=False, column_format='lllll')
+    save_table(t.replace(r'\*\*(.*?)\*\*', r'\\textbf{\1}', regex=True), out/'leaderboard', escape=False, column_format='l' * (len(t.columns) + 1))
     atomic_write(out/'leaderboard.md', f'{caption}\n\n' + t.to_markdown() + '\n')   # bold as markdown
     save_json(winners, out/'winners.json')
     plots.plot_leaderboard(board, out, 'leaderboard')

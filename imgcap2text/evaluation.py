@@ -18,18 +18,21 @@ log = get_logger('imgcap2text.evaluation')
 VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
-__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'METRIC_NAMES', 'DECODING_CANDIDATES', 'caption_frame',
-           'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
-           'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
-           'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'choose_decoding',
-           'offline_clip_path', 'load_run_splits', 'default_clip', 'write_visibility', 'read_visibility',
-           'split_results', 'evaluate_run']
+__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES',
+           'DECODING_CANDIDATES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
+           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
+           'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
+           'example_rows', 'table2', 'choose_decoding', 'offline_clip_path', 'load_run_splits', 'default_clip',
+           'write_visibility', 'read_visibility', 'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
 # floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
-SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'regression', 'pre-trained', 'fine-tuned', 'interrogator', 'oracle')
-SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'regression', 'oracle')   # they depend on the split only: the same in every run of it
+SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'pre-trained', 'fine-tuned', 'interrogator',
+           'interrogator (zero-shot)', 'oracle')
+# they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run)
+SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'oracle')
+ZERO_SHOT_IMAGES = 128   # test images the zero-shot interrogator answers (best mode, ~0.7 s an image with the tiny CLIP)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 
@@ -303,6 +306,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
                  seed:int=42,
                  force:bool=False,          # re-evaluate even if results/<run>/ is complete
                  progress:bool=True,
+                 zero_shot:int|None=None,   # test images for the zero-shot interrogator (CLIP Interrogator's tables, best mode);
+                                            # None: ZERO_SHOT_IMAGES for BLIP split by prompt (its captioner is BLIP), else 0
+                 bank:str|None=None,        # a prompt bank file (or 'diffusiondb'): retrieval from it, with no training run
                  **train_kwargs,            # for `train_run` when the run is missing (source, n, epochs, …)
                 ) -> dict:
     "Evaluate one training run against its untrained self, the baselines and the ceiling; write results/<run>/."
@@ -312,8 +318,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
     arch = spec.arch_overrides(preset, **(arch or {}))
     name = run_name(model, preset, split_by, arch)
     run, out = project_path('runs', name), project_path('results', name)
+    n_zero = (ZERO_SHOT_IMAGES if model == 'blip' and split_by == 'prompt' else 0) if zero_shot is None else zero_shot
     config = dict(run=name, model=model, preset=preset, split_by=split_by, arch=arch, metric_preset=metric_preset, clip=clip,
-                  n_boot=n_boot, n_examples=n_examples, seed=seed)
+                  n_boot=n_boot, n_examples=n_examples, seed=seed, zero_shot=n_zero, bank=bank)
     if not force and done_with(out/'metrics.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to redo)')
         return load_json(out/'metrics.json')
@@ -328,7 +335,8 @@ def evaluate_run(model:str='blip',          # one of MODELS
     images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
     im_test, im_train = scorer.image_embeds(images), None
     from imgcap2text.systems import SYSTEMS as PRACTICE, run_systems, systems_fingerprint
-    split_key = sha256_text(repr([systems_fingerprint(run, scorer.name), metric_preset, n_boot, seed, __version__]))
+    bank_stamp = bank if bank in (None, 'diffusiondb') else (Path(bank).name, Path(bank).stat().st_size)
+    split_key = sha256_text(repr([systems_fingerprint(run, scorer.name), metric_preset, n_boot, seed, __version__] + ([bank_stamp] if bank else [])))
     same = None if force else split_results(out, split_key, names)   # another run of this split has scored its own systems
 
     fine = load_captioner(run/'model')
@@ -350,6 +358,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
     ps = run_systems(run, scorer, im_train, train_prompts, seed=seed, force=force)   # fitted on the training split, saved in the run
     practice = {k: ps.answer(k, im_test, frames['fine-tuned'][0].caption.tolist()) for k in PRACTICE if not (same and k in SPLIT_SYSTEMS)}
     for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
+    if bank is not None and not (same and 'retrieval (bank)' in same['summaries']):   # a bank's prompts, no training run (`bank`)
+        from imgcap2text.bank import open_bank
+        frames['retrieval (bank)'] = (base.assign(caption=open_bank(bank, scorer).answer(im_test)), None)
     scored, summaries, settings = dict(same['scored']) if same else {}, dict(same['summaries']) if same else {}, None
     ceiling = 'oracle' in frames or 'oracle' in summaries
     for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test).items():
@@ -358,6 +369,15 @@ def evaluate_run(model:str='blip',          # one of MODELS
             scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
         summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
         if ceiling: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
+    if n_zero:   # CLIP Interrogator's method over its real tables, from this run's captions, on the first n_zero test images
+        from imgcap2text.interrogator import Interrogator
+        k, idx = 'interrogator (zero-shot)', list(range(min(n_zero, len(test))))
+        it = Interrogator.load(scorer.name, progress=progress)
+        zs = it.answer(im_test[idx], frames['fine-tuned'][0].caption.tolist()[:len(idx)], 'best')
+        (df, info), = score_frames({k: (base.iloc[idx].assign(caption=[r['prompt'] for r in zs]), None)}, [images[i] for i in idx],
+                                   scorer, metric_preset, image_embeds=im_test[idx]).values()
+        scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(tables=it.source, n_images=len(idx))
+        if ceiling: summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), prompts[:len(idx)], visible[:len(idx)])
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
               for m in METRICS if m in scored['fine-tuned']}
 

@@ -210,7 +210,7 @@ class Interrogator:
     def load(cls, clip:str|None=None,            # sd1 | sd2 | sdxl | a hub id | a CLIP folder; None: `resolve_clip`
              caption_model=None,                 # a captioner, or anything `caption.load_any_captioner` takes (None: none, give captions)
              tables:str|Path|None=None,          # a folder of the five tables (None: clip-interrogator's, else the shipped ones)
-             blocklist:list[str]=(), cache:Path|str|None=None, precision:str|None=None, **kw) -> Interrogator:
+             blocklist:list[str]=(), cache:Path|str|None=None, precision:str|None=None, progress:bool|None=None, **kw) -> Interrogator:
         "The CLIP, the captioner and the tables with their embeddings (computed once per CLIP, then read from the cache)."
         from imgcap2text.metrics import clip_scorer
         scorer = clip_scorer(resolve_clip(clip))
@@ -218,7 +218,7 @@ class Interrogator:
             from imgcap2text.caption import load_any_captioner
             caption_model = load_any_captioner(str(caption_model), precision)
         t = load_label_tables(tables, blocklist)
-        embedded = {name: LabelTable.embed(labels, scorer, name, cache) for name, labels in t['tables'].items()}
+        embedded = {name: LabelTable.embed(labels, scorer, name, cache, progress=progress) for name, labels in t['tables'].items()}
         return cls(scorer, embedded, caption_model, t['source'], t['dropped'], **kw)
 
     @property

@@ -44,7 +44,8 @@ def collect_numbers(results:Path|str) -> dict:
     "Every number the report quotes, keyed by macro name parts."
     results, v = Path(results), {}
     short = {'pre-trained': 'pre', 'fine-tuned': 'fine', 'prior': 'prior', 'nearest neighbour': 'nn', 'oracle': 'oracle',
-             'retrieval': 'retrieval', 'regression': 'regression', 'interrogator': 'interrogator'}
+             'retrieval': 'retrieval', 'regression': 'regression', 'interrogator': 'interrogator',
+             'retrieval (bank)': 'bank retrieval', 'interrogator (zero-shot)': 'zeroshot interrogator'}
     for d in sorted(results.iterdir()):
         if not (d/'metrics.json').exists(): continue
         m, run = load_json(d/'metrics.json'), d.name
