@@ -104,7 +104,8 @@ readme:
 
 # wheels of what the GPU machine lacks (it has torch and transformers, no network), for tools/gpu_check.sh to install
 gpu-wheels: $(STAMP)
-	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate
+	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate faiss-cpu
+	$(BIN)/pip download -q --no-deps -d wheels clip-interrogator==0.6.0
 
 # speed and memory ratios (tools/benchmarks.py): a printed table, benchmarks/results.{json,md}, then the README that shows it
 bench: $(STAMP)

@@ -21,6 +21,8 @@ REAL_SIZES = {  # hidden, layers, heads, intermediate of the real checkpoints
     'Salesforce/blip-image-captioning-base': 'vision 768/12/12/3072, text 768/12/12/3072',
     'nlpconnect/vit-gpt2-image-captioning': 'ViT 768/12/12/3072, GPT-2 768/12/12/3072',
     'openai/clip-vit-base-patch16': 'vision 768/12/12/3072, text 512/12/8/2048',
+    'Salesforce/blip-image-captioning-large': 'vision 1024/24/16/4096, text 768/12/12/3072',
+    'openai/clip-vit-large-patch14': 'vision 1024/24/16/4096 (14-pixel patches), text 768/12/12/3072',
     'gpt2': '768/12/12/3072',
     'roberta-large': '1024/24/16/4096 (the replica keeps the 24 layers)',
 }
@@ -28,6 +30,8 @@ REAL_SIZES = {  # hidden, layers, heads, intermediate of the real checkpoints
 NOT_MIRRORED = {
     'Salesforce/blip-image-captioning-base': ['tf_model.h5'],
     'openai/clip-vit-base-patch16': ['tf_model.h5', 'flax_model.msgpack'],
+    'Salesforce/blip-image-captioning-large': ['tf_model.h5'],
+    'openai/clip-vit-large-patch14': ['tf_model.h5', 'flax_model.msgpack'],
     'gpt2': ['tf_model.h5', 'flax_model.msgpack', 'rust_model.ot', 'onnx/', '64-8bits.tflite', '64.tflite', '64-fp16.tflite'],
     'roberta-large': ['tf_model.h5', 'flax_model.msgpack', 'rust_model.ot', 'dict.txt'],
 }
@@ -98,8 +102,9 @@ def _text_sizes(prefix=''):
     return {f'{prefix}hidden_size': r['hidden'], f'{prefix}num_hidden_layers': r['layers'],
             f'{prefix}num_attention_heads': r['heads'], f'{prefix}intermediate_size': r['intermediate']}
 
-def build_blip(d:Path):
-    "Salesforce/blip-image-captioning-base: BLIP base captioning; no safetensors on main, so transformers loads the pickle."
+def build_blip(d:Path, large:bool=False):
+    """Salesforce/blip-image-captioning-base: BLIP base captioning; no safetensors on main, so transformers loads the pickle.
+    `large`: Salesforce/blip-image-captioning-large (CLIP Interrogator's captioner), which has safetensors too."""
     import torch
     from transformers import BlipConfig, BlipForConditionalGeneration
     from imgcap2text.models import bert_tokenizer_with_dec
@@ -114,7 +119,7 @@ def build_blip(d:Path):
                      logit_scale_init_value=2.6592, initializer_factor=1.0)
     cfg.architectures = ['BlipForConditionalGeneration']
     torch.manual_seed(0)
-    _weights(d, BlipForConditionalGeneration(cfg), safetensors=False)
+    _weights(d, BlipForConditionalGeneration(cfg), safetensors=large)
     cfg.save_pretrained(d)
     _json(d, 'preprocessor_config.json', dict(do_normalize=True, do_resize=True, do_rescale=True, do_convert_rgb=True,
         image_mean=CLIP_MEAN, image_std=CLIP_STD, image_processor_type='BlipImageProcessor', processor_class='BlipProcessor',
@@ -152,15 +157,17 @@ def build_vit_gpt2(d:Path):
         add_prefix_space=False, model_max_length=1024, special_tokens_map_file=None, name_or_path='gpt2', tokenizer_class='GPT2Tokenizer'))
     _json(d, 'special_tokens_map.json', dict(bos_token='<|endoftext|>', eos_token='<|endoftext|>', unk_token='<|endoftext|>'))
 
-def build_clip(d:Path):
-    "openai/clip-vit-base-patch16: ViT-B/16 CLIP; its text config keeps the real bos 0 / eos 2 (transformers then pools at the highest id)."
+def build_clip(d:Path, large:bool=False):
+    """openai/clip-vit-base-patch16: ViT-B/16 CLIP; its text config keeps the real bos 0 / eos 2 (transformers then pools at
+    the highest id). `large`: openai/clip-vit-large-patch14 (Stable Diffusion 1.x's CLIP): 14-pixel patches, 768-d projection."""
     import torch
     from transformers import CLIPConfig, CLIPModel
     tok, vocab, merges = clip_tokenizer()
+    proj, patch, name = (768, 14, 'openai/clip-vit-large-patch14') if large else (512, 16, 'openai/clip-vit-base-patch16')
     text = dict(_text_sizes(), vocab_size=len(tok), max_position_embeddings=77, bos_token_id=0, eos_token_id=2, pad_token_id=1,
-                hidden_act='quick_gelu', projection_dim=512, layer_norm_eps=1e-5)
-    vision = dict(_text_sizes(), image_size=224, patch_size=16, hidden_act='quick_gelu', projection_dim=512, layer_norm_eps=1e-5)
-    cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=512, logit_scale_init_value=2.6592)
+                hidden_act='quick_gelu', projection_dim=proj, layer_norm_eps=1e-5)
+    vision = dict(_text_sizes(), image_size=224, patch_size=patch, hidden_act='quick_gelu', projection_dim=proj, layer_norm_eps=1e-5)
+    cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=proj, logit_scale_init_value=2.6592)
     cfg.architectures = ['CLIPModel']
     torch.manual_seed(0)
     _weights(d, CLIPModel(cfg), safetensors=True)
@@ -170,7 +177,7 @@ def build_clip(d:Path):
     tok.save_pretrained(d); _write_bpe_files(d, vocab, merges)
     eot = dict(__type='AddedToken', content='<|endoftext|>', lstrip=False, normalized=True, rstrip=False, single_word=False)
     _json(d, 'tokenizer_config.json', dict(unk_token=eot, bos_token=dict(eot, content='<|startoftext|>'), eos_token=eot,
-        pad_token='<|endoftext|>', add_prefix_space=False, errors='replace', do_lower_case=True, name_or_path='openai/clip-vit-base-patch16',
+        pad_token='<|endoftext|>', add_prefix_space=False, errors='replace', do_lower_case=True, name_or_path=name,
         model_max_length=77, special_tokens_map_file=None, tokenizer_class='CLIPTokenizer'))
     _json(d, 'special_tokens_map.json', dict(bos_token='<|startoftext|>', eos_token='<|endoftext|>', pad_token='<|endoftext|>',
         unk_token='<|endoftext|>'))
@@ -215,7 +222,10 @@ def build_diffusiondb(d:Path, n_parts:int=2, images_per_part:int=40, size:int=64
     (d/'synth.json').unlink()
 
 MODEL_BUILDERS = {'Salesforce/blip-image-captioning-base': build_blip, 'nlpconnect/vit-gpt2-image-captioning': build_vit_gpt2,
-                  'openai/clip-vit-base-patch16': build_clip, 'gpt2': build_gpt2, 'roberta-large': build_roberta_large}
+                  'openai/clip-vit-base-patch16': build_clip, 'gpt2': build_gpt2, 'roberta-large': build_roberta_large,
+                  # what zero-shot recovery reads on Colab (CLIP Interrogator's captioner, SD 1.x's CLIP)
+                  'Salesforce/blip-image-captioning-large': lambda d: build_blip(d, large=True),
+                  'openai/clip-vit-large-patch14': lambda d: build_clip(d, large=True)}
 DATASET_BUILDERS = {'poloclub/diffusiondb': build_diffusiondb}
 
 def build_replica(root:Path|str,                 # the replica's folder: models/<repo id>/, datasets/<repo id>/

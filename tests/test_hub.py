@@ -99,6 +99,35 @@ def test_caption_cli_with_a_paper_run(hub, home, monkeypatch, tmp_path):
     assert guard_log(home) == ''
 
 
+def test_zero_shot_from_the_hub_then_offline(hub, home, monkeypatch, tmp_path):
+    """No training run (issue 21): CLIP Interrogator's captioner (BLIP large) and SD 1.x's CLIP (ViT-L/14) from the hub,
+    and retrieval from DiffusionDB's metadata.parquet; then the same offline from the cache, asking the hub nothing."""
+    use_replica(monkeypatch, hub, home)
+    monkeypatch.setenv('IMGCAP2TEXT_CACHE', str(home/'cache'))
+    with zipfile.ZipFile(hub.root/'datasets/poloclub/diffusiondb/images/part-000001.zip') as z:
+        for name in [n for n in z.namelist() if n.endswith('.png')][:2]: z.extract(name, tmp_path/'images')
+    commands = dict(interrogator=['--model', 'Salesforce/blip-image-captioning-large', '--system', 'interrogator', '--clip', 'sd1'],
+                    retrieval=['--system', 'retrieval', '--bank', 'diffusiondb', '--clip', 'sd1'])
+    def run(name, suffix):
+        r = subprocess.run(['imgcap2text', 'caption', str(tmp_path/'images'), *commands[name], '--out', str(tmp_path/f'{name}{suffix}.csv')],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        return [row['caption'] for row in csv.DictReader(open(tmp_path/f'{name}{suffix}.csv'))]
+    since = len(hub.requests)
+    online = {name: run(name, '') for name in commands}
+    got = fetched(hub, since)
+    assert any(p.startswith('/Salesforce/blip-image-captioning-large/') and p.endswith('/model.safetensors') for p in got)
+    assert any(p.startswith('/openai/clip-vit-large-patch14/') and p.endswith('/model.safetensors') for p in got)
+    assert any(p.startswith('/datasets/poloclub/diffusiondb/') and p.endswith('/metadata.parquet') for p in got)
+    import pandas as pd
+    bank = set(pd.read_parquet(hub.root/'datasets/poloclub/diffusiondb/metadata.parquet').prompt)
+    assert len(online['retrieval']) == 2 and set(online['retrieval']) <= bank and all(online['interrogator'])
+    use_replica(monkeypatch, hub, home, offline=True)
+    since = len(hub.requests)
+    assert {name: run(name, '-offline') for name in commands} == online
+    assert hub.requests[since:] == [] and guard_log(home) == ''
+
+
 def test_second_run_offline_from_the_cache(hub, home, monkeypatch):
     "HF_HUB_OFFLINE=1 with the cache the first runs filled: the paper preset trains again and asks the hub nothing."
     use_replica(monkeypatch, hub, home, offline=True)

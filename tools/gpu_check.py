@@ -7,6 +7,9 @@ with the device named.
    time per step and peak GPU memory.
 3. The CLIP-prefix training epoch at the report's sizes (CLIP ViT-B/16, GPT-2 base), embeddings cached once against
    encoding the images at every step (`bench_cached_clip`).
+4. Zero-shot prompt recovery at CLIP ViT-L/14 size (SD 1.x's CLIP, random weights, bf16): embedding CLIP Interrogator's
+   tables, building a prompt bank, and the interrogator's best mode batched with the shared prefix against one image
+   at a time (`bench_interrogator`'s comparison).
 
     bash tools/gpu_check.sh            # on the GPU machine (installs what it lacks from wheels/ if there)
     python tools/gpu_check.py --dry-run   # anywhere: the same code on the CPU at toy sizes, writes nothing
@@ -46,6 +49,51 @@ def training_step(rows, batch:int=8, size:int=384, tokens:int=40, steps:int=5, c
                          ratio=res['fp32'][0] / sec, goal='(measured)'))
         print(rows[-1], flush=True)
 
+def vit_l_zero_shot(rows, n_bank:int=200_000, n_images:int=8, dry:bool=False):
+    """CLIP ViT-L/14's architecture (openai/clip-vit-large-patch14's sizes, random weights, a BPE tokenizer trained here)
+    in bf16: the label tables' embedding, a prompt bank's build, and the interrogator's best mode both ways."""
+    import tempfile
+    from transformers import CLIPConfig, CLIPModel
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from imgcap2text.hub_replica import clip_tokenizer
+    from imgcap2text.metrics import ClipScorer
+    from imgcap2text.interrogator import Interrogator, LabelTable, load_label_tables
+    from imgcap2text.bank import PromptBank
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    sizes = (dict(text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+                  vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=16),
+                  projection_dim=16) if dry else
+             dict(text_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+                  vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224, patch_size=14),
+                  projection_dim=768))
+    torch.manual_seed(0)
+    tok = clip_tokenizer()[0]
+    model = CLIPModel(CLIPConfig(**sizes)).to(dev, torch.bfloat16 if dev == 'cuda' else torch.float32).eval()
+    size = sizes['vision_config']['image_size']
+    scorer = ClipScorer(model, CLIPImageProcessorPil(size={'shortest_edge': size}, crop_size={'height': size, 'width': size}), tok, 'ViT-L/14 size')
+    tables = load_label_tables()
+    if dry: tables['tables'] = {k: v[:200] for k, v in tables['tables'].items()}
+    n_labels = sum(len(v) for v in tables['tables'].values())
+    t0 = time.perf_counter()
+    embedded = {k: LabelTable.embed(v, scorer, k, cache=False, progress=False) for k, v in tables['tables'].items()}
+    t_tables = time.perf_counter() - t0
+    rows.append(dict(benchmark=f"embedding CLIP Interrogator's tables ({n_labels:,} labels), ViT-L/14 size, bf16", baseline='—',
+                     ours=f'{t_tables:.0f} s ({n_labels / t_tables:,.0f} labels/s)', ratio=float('nan'), goal='(measured: once per CLIP)'))
+    bank = B.synthetic_bank(2000 if dry else n_bank)
+    t0 = time.perf_counter(); b = PromptBank.build(bank, scorer, tempfile.mkdtemp(), batch_size=1024, progress=False); t_bank = time.perf_counter() - t0
+    rows.append(dict(benchmark=f'building a prompt bank of {len(bank):,} prompts, ViT-L/14 size, bf16', baseline='—',
+                     ours=f"{len(bank) / t_bank:,.0f} prompts/s ({t_bank:.0f} s, {b.config['index']} index)", ratio=float('nan'), goal='(measured)'))
+    it = Interrogator(scorer, embedded, batch_size=1024)
+    ims, prompts = B.images_and_prompts(2 if dry else n_images, seed=3)
+    caps = [p.split(',')[0] for p in prompts]
+    it.interrogate(ims[:1], 'best', caps[:1])                                   # warm-up
+    t0 = time.perf_counter(); ours = it.interrogate(ims, 'best', caps); t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter(); base = it.interrogate(ims, 'best', caps, one_at_a_time=True); t_base = time.perf_counter() - t0
+    same = sum(a['prompt'] == b['prompt'] for a, b in zip(ours, base))
+    rows.append(dict(benchmark=f'interrogator, best mode, {len(ims)} images, ViT-L/14 size, bf16', baseline=f'{len(ims) / t_base:.2f} images/s one at a time, in full',
+                     ours=f'{len(ims) / t_ours:.2f} images/s batched, shared prefix ({same}/{len(ims)} answers the same)', ratio=t_base / t_ours, goal='>= 3x'))
+    for r in rows[-3:]: print(r, flush=True)
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(); ap.add_argument('--dry-run', action='store_true', help='toy sizes on any device; writes nothing')
     dry = ap.parse_args().dry_run
@@ -55,8 +103,9 @@ if __name__ == '__main__':
         small = dict(vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=64),
                      text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2))
         training_step(rows, batch=2, size=64, tokens=8, steps=1, config=small)
+        vit_l_zero_shot(rows, dry=True)
     else:
-        for bench in (B.bench_captioning, lambda r: training_step(r), B.bench_cached_clip):
+        for bench in (B.bench_captioning, lambda r: training_step(r), B.bench_cached_clip, vit_l_zero_shot):
             new = []; bench(new); rows += new
     df = pd.DataFrame(rows)[['benchmark', 'baseline', 'ours', 'ratio', 'goal']]
     df['ratio'] = df.ratio.map(lambda r: '—' if r != r else f'{r:.1f}x')
