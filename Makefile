@@ -36,7 +36,7 @@ SPLIT_IMAGE_MODELS ?= blip
 # distinct prompts of the mini-DiffusionDB a fresh demo makes (default 2,500: 3,337 images); 7500 gives the seed report's 10k images
 DEMO_PROMPTS ?=
 PM := $(BIN)/papermill --cwd nbs
-# retrieval from a prompt bank with no training run: the 10,282 real DiffusionDB prompts beside the clone, where they are
+# retrieval from a prompt bank with no training run (split by prompt): the 10,282 real DiffusionDB prompts beside the clone, where they are
 BANK ?= $(wildcard $(CURDIR)/../shared/data/diffusiondb_prompts.csv)
 BANK_PARAM = $(if $(BANK),-p bank $(abspath $(BANK)))
 demo: $(STAMP)
@@ -45,7 +45,7 @@ demo: $(STAMP)
 	for m in $(MODELS); do $(PM) nbs/train.ipynb runs/train-$$m-prompt.ipynb -p model $$m || exit 1; done
 	for m in $(SPLIT_IMAGE_MODELS); do $(PM) nbs/train.ipynb runs/train-$$m-image.ipynb -p model $$m -p split_by image || exit 1; done
 	for m in $(MODELS); do $(PM) nbs/evaluate.ipynb runs/evaluate-$$m-prompt.ipynb -p model $$m $(BANK_PARAM) || exit 1; done
-	for m in $(SPLIT_IMAGE_MODELS); do $(PM) nbs/evaluate.ipynb runs/evaluate-$$m-image.ipynb -p model $$m -p split_by image $(BANK_PARAM) || exit 1; done
+	for m in $(SPLIT_IMAGE_MODELS); do $(PM) nbs/evaluate.ipynb runs/evaluate-$$m-image.ipynb -p model $$m -p split_by image || exit 1; done
 	$(PM) nbs/analyse.ipynb runs/analyse.ipynb
 	$(MAKE) report
 	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/)"

@@ -123,7 +123,8 @@ def leaderboard(results:Path|str,    # the results/ folder
 
 def leaderboard_winners(board:pd.DataFrame) -> dict:
     "Per metric (and visible-part accuracy): the best system other than the oracle, the runner-up, and whether their intervals are apart; and the interrogator against the BLIP captions it starts from."
-    out, real = {}, board[board.system != 'oracle']
+    # the oracle aside, and systems that answered only a subset of the test images (the zero-shot interrogator)
+    out, real = {}, board[(board.system != 'oracle') & (board.n == board.n.max() if 'n' in board else True)]
     for k in (*LEADERBOARD_METRICS, 'visible'):
         top = real.sort_values(k, ascending=False).iloc[:2]
         a, b = top.iloc[0], top.iloc[1]

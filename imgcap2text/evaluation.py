@@ -376,7 +376,10 @@ def evaluate_run(model:str='blip',          # one of MODELS
         zs = it.answer(im_test[idx], frames['fine-tuned'][0].caption.tolist()[:len(idx)], 'best')
         (df, info), = score_frames({k: (base.iloc[idx].assign(caption=[r['prompt'] for r in zs]), None)}, [images[i] for i in idx],
                                    scorer, metric_preset, image_embeds=im_test[idx]).values()
-        scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(tables=it.source, n_images=len(idx))
+        scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(tables=it.source, n_images=len(idx),
+            labels={t: len(v) for t, v in it.tables.items()}, dropped=sum(it.dropped.values()), min_flavors=it.min_flavors, max_flavors=it.max_flavors)
+        # the captions it started from, on the same images: what CLIP Interrogator's labels change
+        summaries[k]['start'] = {m: float(scored['fine-tuned'][m].iloc[idx].mean()) for m in ('combined', 'cosine', 'clip')}
         if ceiling: summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), prompts[:len(idx)], visible[:len(idx)])
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
               for m in METRICS if m in scored['fine-tuned']}

@@ -60,6 +60,11 @@ def collect_numbers(results:Path|str) -> dict:
                 if metric not in s or s[metric]['mean'] is None: continue
                 for k in ('mean', 'lo', 'hi'): v[(run, short[sys_], metric) + (() if k == 'mean' else (k,))] = s[metric][k]
             v[(run, short[sys_], 'corpus bleu')] = s['corpus']['corpus_bleu']
+            if 'n_images' in s: v[(run, short[sys_], 'n images')] = s['n_images']   # a system that answers a subset
+            for metric, x in s.get('start', {}).items(): v[(run, short[sys_], 'start', metric)] = x   # its starting captions, same images
+            for table, n in s.get('labels', {}).items(): v[(run, short[sys_], 'labels', table)] = n  # the interrogator's table sizes
+            for k in ('dropped', 'min_flavors', 'max_flavors'):
+                if k in s: v[(run, short[sys_], k.replace('_', ' '))] = s[k]
         if 'oracle' in m['systems']:
             v[(run, 'fine', 'ceiling')] = m['systems']['fine-tuned']['combined']['mean'] / m['systems']['oracle']['combined']['mean']
         for metric, p in m['paired'].items():
