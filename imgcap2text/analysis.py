@@ -116,7 +116,7 @@ def leaderboard(results:Path|str,    # the results/ folder
     for label, system, m in picks:
         s = metrics[m]['systems'].get(system)
         if s is None: continue
-        row = dict(system=label, source=f'{m}-{preset}:{system}', n=s['combined']['n'])   # the zero-shot interrogator answers a subset
+        row = dict(system=label, source=f'{m}-{preset}:{system}', n=s['combined'].get('n', metrics[m]['n_test']))   # the zero-shot interrogator answers a subset
         for k in LEADERBOARD_METRICS: row |= {k: s[k]['mean'], f'{k}_lo': s[k]['lo'], f'{k}_hi': s[k]['hi']}
         rows.append(row | dict(visible=s.get('visible', {}).get('all', float('nan'))))
     return pd.DataFrame(rows)
