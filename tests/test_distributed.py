@@ -26,7 +26,9 @@ def train_args(mini_db) -> list[str]:
     return ['-m', 'imgcap2text.cli', 'train', '--model', 'blip', '--source', str(mini_db), '--epochs', str(EPOCHS), '--batch_size', str(BATCH)]
 
 def run(cmd, home, **kw):
-    r = subprocess.run(cmd, env=dict(os.environ, IMGCAP2TEXT_HOME=str(home), IMGCAP2TEXT_PROGRESS='0'), capture_output=True, text=True, **kw)
+    # a time limit: two ranks that disagree on their steps wait for each other for ever (seen once, see the session note)
+    r = subprocess.run(cmd, env=dict(os.environ, IMGCAP2TEXT_HOME=str(home), IMGCAP2TEXT_PROGRESS='0'), capture_output=True, text=True,
+                       timeout=kw.pop('timeout', 900), **kw)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
