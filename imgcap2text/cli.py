@@ -40,11 +40,12 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
           grad_accum:int=None,
           force:bool_arg=False,              # retrain a complete run
           freeze_gpt2:str=None,              # clip-gpt2: true (the report) | false (the tiny default); unset: the preset's
+          vision_epochs:int=None,            # tiny preset: tagging epochs before captioning; unset: the preset's
          ):
     "Train a captioner and write runs/<model>-<preset>/."
     from imgcap2text.train import train_run
     arch = {} if freeze_gpt2 is None else {'freeze_gpt2': str2bool(freeze_gpt2)}
-    s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force, arch=arch)
+    s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force, arch=arch, vision_epochs=vision_epochs)
     print(f"{model}-{preset}: validation loss {s['first_eval_loss']:.3f} -> {s['best_eval_loss']:.3f}")
     return 0
 

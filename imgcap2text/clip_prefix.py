@@ -4,12 +4,12 @@
 
 # %% ../nbs/03a_clip_prefix.ipynb 4
 from __future__ import annotations
-import json, zlib
+import json, warnings, zlib
 from pathlib import Path
 import torch
 from torch import nn
 from transformers import (PretrainedConfig, PreTrainedModel, GPT2Config, GPT2LMHeadModel, CLIPConfig, CLIPModel,
-                          AutoTokenizer)
+                          AutoTokenizer, PreTrainedTokenizerFast)
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from .core import require_hub, check_choice
 from .models import Captioner, register, train_bpe_tokenizer, MODEL_SPECS, tiny_vision_config, install_conv_stem
@@ -154,8 +154,10 @@ class ClipGpt2Captioner(Captioner):
         ce = inputs['clip_embeds'].to(self.device)
         pre = torch.tensor([self._prefix_ids(prefix)] * len(ce), dtype=torch.long, device=self.device)
         embeds = m.embed(ce, pre)
-        out = m.gpt.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
-                             eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id, **decoding)
+        with warnings.catch_warnings():   # a repetition penalty on the new tokens alone is what we want: the prompt is the image
+            warnings.filterwarnings('ignore', message='Passing `repetition_penalty` with `inputs_embeds`')
+            out = m.gpt.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
+                                 eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id, **decoding)
         # from embeddings, generate returns only the new tokens: put the prefix in front, as the other captioners have it
         if isinstance(out, torch.Tensor): return torch.cat([pre, out], dim=1)
         out.sequences = torch.cat([pre, out.sequences], dim=1); return out
@@ -177,7 +179,9 @@ class ClipGpt2Captioner(Captioner):
     def from_pretrained(cls, path, preset='tiny'):
         path = Path(path)
         info = json.loads((path/'captioner.json').read_text())
-        return cls(ClipCaptionModel.from_pretrained(path), AutoTokenizer.from_pretrained(path),
+        # the tiny preset's own BPE: read as what it is (AutoTokenizer would read config.json, a model type it does not know, and warn)
+        tok = (PreTrainedTokenizerFast if preset == 'tiny' else AutoTokenizer).from_pretrained(path)
+        return cls(ClipCaptionModel.from_pretrained(path), tok,
                    CLIPImageProcessorPil.from_pretrained(path/'clip'), load_clip(path/'clip'), preset,
                    info.get('train_prefixes', ('',) + PREFIXES))
 

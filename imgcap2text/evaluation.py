@@ -18,12 +18,11 @@ log = get_logger('imgcap2text.evaluation')
 VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
-__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES',
-           'DECODING_CANDIDATES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
-           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
-           'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
-           'example_rows', 'table2', 'choose_decoding', 'offline_clip_path', 'load_run_splits', 'default_clip',
-           'write_visibility', 'read_visibility', 'split_results', 'evaluate_run']
+__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'caption_frame',
+           'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
+           'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
+           'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'offline_clip_path',
+           'load_run_splits', 'default_clip', 'write_visibility', 'read_visibility', 'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -211,27 +210,6 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
     md = rows[['rank', 'image', 'prompt', 'caption', 'bleu', 'bertscore', 'combined']]
     atomic_write(stem.with_suffix('.md'), md.to_markdown(index=False, floatfmt='.3f') + '\n')
     return stem.with_suffix('.tex')
-
-# %% ../nbs/07_evaluation.ipynb
-DECODING_CANDIDATES = (dict(num_beams=1), dict(num_beams=1, no_repeat_ngram_size=3), dict(num_beams=1, repetition_penalty=1.3),
-                       dict(num_beams=4, early_stopping=True, no_repeat_ngram_size=3))
-
-def choose_decoding(captioner, ds,                 # a captioner and its validation split (image, prompt)
-                    candidates=DECODING_CANDIDATES, # decodings to try (over the report's)
-                    n:int=128,                     # validation images to caption
-                    metric_preset:str='tiny',      # BERTScore model of the Combined score
-                    batch_size:int=32) -> dict:
-    "The candidate decoding with the best mean Combined score on up to `n` validation images, and every candidate's score."
-    sub = ds.select(range(min(n, len(ds))))
-    images, prompts, scores = sub['image'], column(sub, 'prompt'), []
-    saved, captioner.decoding = captioner.decoding, None    # each candidate over the report's decoding alone
-    try:
-        for cand in candidates:
-            caps = [g['caption'] for g in generate_captions(captioner, images, batch_size=batch_size, progress=False, **cand)]
-            scores.append(float(text_scores(caps, prompts, metric_preset).combined.mean()))
-    finally: captioner.decoding = saved
-    best = int(np.argmax(scores))
-    return dict(best=dict(candidates[best]), candidates=[dict(c, combined=s) for c, s in zip(candidates, scores)], n=len(sub), metric='combined')
 
 # %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner

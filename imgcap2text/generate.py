@@ -10,7 +10,8 @@ from tqdm.auto import tqdm
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['entropies_from_logits', 'decoding_settings', 'generate_captions']
+__all__ = ['DECODING_CANDIDATES', 'entropies_from_logits', 'decoding_settings', 'generate_captions', 'show_captions',
+           'choose_decoding']
 
 # %% ../nbs/05_generate.ipynb
 def entropies_from_logits(logits:torch.Tensor) -> torch.Tensor:
@@ -60,3 +61,48 @@ def generate_captions(captioner:Captioner,       # any captioner of the registry
             text = captioner.decode([g[:n]])[0]
             out.append(dict(caption=text, n_tokens=n, entropies=e[:n].tolist(), mean_entropy=float(e[:n].mean()) if n else float('nan')))
     return out
+
+# %% ../nbs/05_generate.ipynb
+def show_captions(images,               # PIL images
+                  texts,                # one string per image (lines split on "\n"), or one list of lines per image
+                  cols:int=4,           # images per row
+                  size:float=2.2,       # inches per image
+                  width:int=34):        # wrap each line at this many characters
+    "A figure of images, each with its lines of text (prompt, caption, score) beneath it."
+    import textwrap, matplotlib.pyplot as plt
+    texts = [t.split('\n') if isinstance(t, str) else list(t) for t in texts]
+    rows = max(1, -(-len(images) // cols))
+    n_lines = max((sum(len(textwrap.wrap(l, width)) or 1 for l in t) for t in texts), default=1)
+    text_h = 0.12 * n_lines   # inches of text under each image
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + text_h)), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=text_h / (rows * (size + text_h)), wspace=0.08, hspace=text_h / size + 0.05)
+    for ax in axes.flat: ax.axis('off')
+    for ax, im, lines in zip(axes.flat, images, texts):
+        ax.imshow(im)
+        ax.text(0, -0.03, '\n'.join(w for l in lines for w in (textwrap.wrap(l, width) or [''])), transform=ax.transAxes, fontsize=7, va='top')
+    return fig
+
+# %% ../nbs/05_generate.ipynb
+import numpy as np
+from .data import column
+from .metrics import text_scores   # metrics never import generation: the graph stays one-way
+
+DECODING_CANDIDATES = (dict(num_beams=1), dict(num_beams=1, no_repeat_ngram_size=3), dict(num_beams=1, repetition_penalty=1.3),
+                       dict(num_beams=4, early_stopping=True, no_repeat_ngram_size=3))
+
+def choose_decoding(captioner, ds,                 # a captioner and its validation split (image, prompt)
+                    candidates=DECODING_CANDIDATES, # decodings to try (over the report's)
+                    n:int=128,                     # validation images to caption
+                    metric_preset:str='tiny',      # BERTScore model of the Combined score
+                    batch_size:int=32) -> dict:
+    "The candidate decoding with the best mean Combined score on up to `n` validation images, and every candidate's score."
+    sub = ds.select(range(min(n, len(ds))))
+    images, prompts, scores = sub['image'], column(sub, 'prompt'), []
+    saved, captioner.decoding = captioner.decoding, None    # each candidate over the report's decoding alone
+    try:
+        for cand in candidates:
+            caps = [g['caption'] for g in generate_captions(captioner, images, batch_size=batch_size, progress=False, **cand)]
+            scores.append(float(text_scores(caps, prompts, metric_preset).combined.mean()))
+    finally: captioner.decoding = saved
+    best = int(np.argmax(scores))
+    return dict(best=dict(candidates[best]), candidates=[dict(c, combined=s) for c, s in zip(candidates, scores)], n=len(sub), metric='combined')

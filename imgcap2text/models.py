@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_models.ipynb 4
 from __future__ import annotations
-import json, os, math, re
+import importlib, json, os, math, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -21,8 +21,9 @@ from .core import check_choice, require_hub, get_logger, get_device
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'PRETRAINED_TYPES',
            'DECODING_KEYS', 'ModelSpec', 'check_model', 'train_bpe_tokenizer', 'train_wordpiece_tokenizer',
            'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner', 'tiny_vision_config', 'ConvStem',
-           'install_conv_stem', 'register', 'BlipWithConvStem', 'BlipCaptioner', 'VisionEncoderDecoderWithConvStem',
-           'VitGpt2Captioner', 'build_captioner', 'load_captioner', 'checkpoint_decoding', 'load_pretrained']
+           'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem', 'BlipCaptioner',
+           'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
+           'checkpoint_decoding', 'load_pretrained']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -37,6 +38,7 @@ class ModelSpec:
     generation:dict                         # decoding as the report does it
     arch:dict = field(default_factory=dict)      # architecture options of the report (CLIP-prefix: map, prefix, frozen GPT-2)
     tiny_arch:dict = field(default_factory=dict) # the offline preset's overrides
+    module:str|None = None                  # the module that defines its captioner when it is not this one (imported by name on first use)
 
     def train_settings(self, preset:str, **overrides) -> dict:
         "The preset's training settings with `overrides` (None: keep)."
@@ -71,7 +73,7 @@ MODEL_SPECS = {
         generation=dict(num_beams=1, max_new_tokens=30),
         arch=dict(mapping='linear', prefix_length=1, freeze_gpt2=True),
         # a tiny GPT-2 trained only on prompts never learns to read a prefix; frozen, it ignores the image (see 03a)
-        tiny_arch=dict(freeze_gpt2=False)),
+        tiny_arch=dict(freeze_gpt2=False), module='imgcap2text.clip_prefix'),
 }
 MODELS = tuple(MODEL_SPECS)
 
@@ -243,6 +245,14 @@ CAPTIONERS = {}
 def register(cls):
     CAPTIONERS[cls.name] = cls; return cls
 
+def captioner_class(name:str):
+    """The registered captioner class of `name`. A captioner defined in another module (`ModelSpec.module`: the CLIP-prefix
+    one, which builds on this module) is imported by its name on first use, as transformers' auto classes do: this
+    module never imports it, so the import graph stays one-way."""
+    spec = MODEL_SPECS[check_choice('model', name, MODELS)]
+    if name not in CAPTIONERS and spec.module: importlib.import_module(spec.module)
+    return CAPTIONERS[name]
+
 # %% ../nbs/03_models.ipynb
 class BlipWithConvStem(BlipForConditionalGeneration):
     "The tiny preset's BLIP: `BlipForConditionalGeneration`, with a `ConvStem` when its vision config asks for one."
@@ -302,6 +312,7 @@ class VisionEncoderDecoderWithConvStem(VisionEncoderDecoderModel):
     def __init__(self, config=None, encoder=None, decoder=None):
         super().__init__(config, encoder, decoder)
         install_conv_stem(self.encoder.embeddings.patch_embeddings, 'projection', self.config.encoder)
+        self.encoder.pooler = None   # unused (the decoder attends to the tokens) and never saved: loading would report it missing
 
 @register
 class VitGpt2Captioner(Captioner):
@@ -366,8 +377,7 @@ def build_captioner(model:str,                 # one of MODELS
                    ) -> Captioner:
     "A fresh (tiny) or pretrained (paper) captioner of the registry."
     spec = check_model(model, preset)
-    if model == 'clip-gpt2': import imgcap2text.clip_prefix  # registers the CLIP-prefix captioner
-    return CAPTIONERS[model].build(preset, train_prompts, image_size, checkpoint, sizes, **spec.architecture(preset, **arch))
+    return captioner_class(model).build(preset, train_prompts, image_size, checkpoint, sizes, **spec.architecture(preset, **arch))
 
 def load_captioner(path:Path|str,             # a folder written by `Captioner.save_pretrained`
                    precision:str|None=None,    # cast the weights: one of PRECISIONS (None: as saved, fp32)
@@ -377,8 +387,7 @@ def load_captioner(path:Path|str,             # a folder written by `Captioner.s
     path = Path(path)
     if not (path/'captioner.json').exists(): raise FileNotFoundError(f'{path} is not a saved captioner (no captioner.json)')
     info = json.loads((path/'captioner.json').read_text())
-    if info['name'] == 'clip-gpt2': import imgcap2text.clip_prefix
-    cap = CAPTIONERS[check_choice('model', info['name'], MODELS)].from_pretrained(path, info.get('preset', 'tiny'))
+    cap = captioner_class(info['name']).from_pretrained(path, info.get('preset', 'tiny'))
     cap.decoding = info.get('decoding')
     return cap.to(device=get_device(), precision=precision)   # on the GPU where there is one (Colab), as training was
 
@@ -411,6 +420,6 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
     try: cfg = AutoConfig.from_pretrained(checkpoint)
     except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
     name = PRETRAINED_TYPES[check_choice('checkpoint type', cfg.model_type, tuple(PRETRAINED_TYPES))]
-    cap = CAPTIONERS[name].from_pretrained(checkpoint, 'paper')
+    cap = captioner_class(name).from_pretrained(checkpoint, 'paper')
     cap.decoding = checkpoint_decoding(checkpoint)
     return cap.to(device=get_device(), precision=precision)

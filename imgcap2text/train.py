@@ -18,9 +18,10 @@ from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
 __all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
-           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'train_model', 'fit',
-           'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words', 'tag_vocabulary', 'TagCollator',
-           'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
+           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint',
+           'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words',
+           'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name',
+           'train_run']
 
 # %% ../nbs/04_train.ipynb
 class CaptionCollator:
@@ -83,6 +84,17 @@ def make_optimizer(model, lr:float, weight_decay:float, scheduler:str, steps_per
     return opt, sched
 
 # %% ../nbs/04_train.ipynb
+def last_complete_checkpoint(ckpts:Path, world:int=1) -> str|None:
+    """The newest checkpoint in `ckpts` that was written to the end: its trainer state and every process's random state.
+    A run killed while it saved leaves a folder with the weights alone; Trainer would load them and silently start the
+    schedule again from step 0 (seen under torchrun), so such a folder is passed over. Every process reads the same
+    files before any of them writes, so all choose the same one."""
+    if not Path(ckpts).exists(): return None
+    rng = ['rng_state.pth'] if world == 1 else [f'rng_state_{r}.pth' for r in range(world)]
+    done = [c for c in Path(ckpts).glob('checkpoint-*') if c.name.split('-')[-1].isdigit()
+            and all((c/f).exists() for f in ['trainer_state.json', 'scheduler.pt', *rng])]
+    return str(max(done, key=lambda c: int(c.name.split('-')[-1]))) if done else None
+
 def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str,
                 epochs:int=1, lr:float=1e-3, weight_decay:float=0.0, scheduler:str='linear', batch_size:int=32,
                 grad_accum:int=1, fp16:bool=False, seed:int=42, resume:bool=True,
@@ -101,7 +113,7 @@ def train_model(model, collator, train_ds:Dataset, eval_ds:Dataset, out:Path|str
     by = dict(max_steps=max_steps, eval_strategy='steps', eval_steps=max_steps, save_strategy='steps', save_steps=max_steps) \
          if max_steps else dict(eval_strategy='epoch', save_strategy='epoch')
     cuda, bf16 = torch.cuda.is_available(), resolve_bf16(bf16)
-    last = get_last_checkpoint(str(ckpts)) if resume and ckpts.exists() else None
+    last = last_complete_checkpoint(ckpts, world) if resume else None
     # on a CPU Trainer must be told it is one: for bf16, and for several processes (gloo) to share the data
     args = TrainingArguments(use_cpu=not cuda, ddp_backend='gloo' if world > 1 and not cuda else None,
                              output_dir=str(ckpts), num_train_epochs=epochs, per_device_train_batch_size=batch_size // world,
@@ -262,6 +274,7 @@ from .core import project_path, provenance, set_seed, load_json, done_with, HubU
 from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
 from .synth import IMAGES_PER_PROMPT_2M
 from .models import check_model, build_captioner, load_captioner
+from .generate import choose_decoding   # the decoding stored with a trained model
 
 DEFAULT_SOURCE = 'data/mini-diffusiondb'
 SYNTH_DEFAULTS = dict(n_prompts=2500, images_per_prompt=IMAGES_PER_PROMPT_2M, seed=0, size=64)   # about 3,300 images, 1,500 training prompts
@@ -300,6 +313,7 @@ def train_run(model:str='blip',          # one of MODELS
               out:str|None=None,         # run folder (default runs/<model>-<preset>[-split-<by>])
               force:bool=False,          # retrain even if the run is complete
               arch:dict|None=None,       # architecture options over the preset's, e.g. {'freeze_gpt2': True} (clip-gpt2)
+              vision_epochs:int|None=None, # tiny preset: tagging epochs over the preset's (`pretrain_vision`); None: the preset's
              ) -> dict:
     "Train one captioner end to end and write its run folder; returns the run's summary."
     spec = check_model(model, preset)                      # unknown names fail here, before any work
@@ -307,7 +321,8 @@ def train_run(model:str='blip',          # one of MODELS
     arch = spec.arch_overrides(preset, **(arch or {}))
     out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch))
     config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed, arch=arch,
-                  overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum))
+                  overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
+                            | ({} if vision_epochs is None else dict(vision_epochs=vision_epochs)))   # unset: as runs before it recorded
     if not force and done_with(out/'summary.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
         return load_json(out/'summary.json')
@@ -321,6 +336,7 @@ def train_run(model:str='blip',          # one of MODELS
         save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
     pre, tagging = {}, dict(spec.train_settings(preset).get('vision') or {})
+    if tagging and vision_epochs is not None: tagging['epochs'] = vision_epochs
     freeze_vision = tagging.pop('freeze', False)   # keep the tagged tower as it is while the captioner learns
     if tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
     if freeze_vision: cap.vision_tower().requires_grad_(False)
@@ -330,7 +346,6 @@ def train_run(model:str='blip',          # one of MODELS
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
     if not main:   # the main process chooses the decoding and writes the summary; wait for it
         barrier(); return load_json(out/'summary.json')
-    from imgcap2text.evaluation import choose_decoding   # evaluation builds on training: imported when needed
     decoding = choose_decoding(cap, dsd['validation'], metric_preset=preset)
     cap.decoding = decoding['best']; atomic_write(out/'model'/'captioner.json', json.dumps(cap.info(), indent=1))
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],

@@ -5,14 +5,18 @@ process alone writes the run folder; captioning shards the images and merges one
 Tolerances. A regression without dropout in fp32 (tests/ddp_regression.py): two processes with 4 examples each and one
 process with 8 give the same loss history within 1e-5 relative (measured: 2e-7, the order of the sums). The tiny
 BLIP: its dropout draws different masks in the second process, so two processes follow one process's curve only
-closely: every epoch's validation loss within 5% (measured: 1.4%). A killed and resumed two-process run restores each
-process's random state and ends where the uninterrupted two-process run ends (1e-4)."""
+closely: every epoch's validation loss within 5% (measured: 1.4%). A killed and resumed two-process run finds and
+restores each process's random state (Trainer's `rng_state_<rank>.pth`: the assert reads its log) and ends where the
+uninterrupted two-process run ends, within 1e-2: unlike one process (tests/test_resume.py, exact), two fresh
+two-process runs of the tiny BLIP are not bitwise equal on a loaded machine (CI measured 1.6e-3 between them, at
+epoch 0 already, 5e-5), so a tighter bound only measures the machine. A lost random state shows in the log, not in
+the tolerance."""
 import json, os, socket, subprocess, sys
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
-from test_resume import kill_mid_epoch, history, EPOCHS
+from test_resume import kill_mid_epoch, history, EPOCHS, VISION_EPOCHS
 
 BATCH = 8
 
@@ -23,12 +27,13 @@ def torchrun(*args) -> list[str]:
     return ['torchrun', '--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', free_port(), *args]
 
 def train_args(mini_db) -> list[str]:
-    return ['-m', 'imgcap2text.cli', 'train', '--model', 'blip', '--source', str(mini_db), '--epochs', str(EPOCHS), '--batch_size', str(BATCH)]
+    return ['-m', 'imgcap2text.cli', 'train', '--model', 'blip', '--source', str(mini_db), '--epochs', str(EPOCHS), '--batch_size', str(BATCH),
+            '--vision_epochs', str(VISION_EPOCHS)]
 
-def run(cmd, home, **kw):
-    # a time limit: two ranks that disagree on their steps wait for each other for ever (seen once, see the session note)
-    r = subprocess.run(cmd, env=dict(os.environ, IMGCAP2TEXT_HOME=str(home), IMGCAP2TEXT_PROGRESS='0'), capture_output=True, text=True,
-                       timeout=kw.pop('timeout', 900), **kw)
+def run(cmd, home, env_extra=None, **kw):
+    # a time limit: two ranks that disagree on their steps would wait for each other for ever
+    r = subprocess.run(cmd, env=dict(os.environ, IMGCAP2TEXT_HOME=str(home), IMGCAP2TEXT_PROGRESS='0', **(env_extra or {})),
+                       capture_output=True, text=True, timeout=kw.pop('timeout', 900), **kw)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -51,7 +56,7 @@ def runs(mini_db, tmp_path_factory):
     cmd = torchrun(*train_args(mini_db))
     killed_at = kill_mid_epoch(cmd, homes['resumed'], blip('resumed'))
     assert not (blip('resumed')/'summary.json').exists()
-    resumed = run(torchrun(*train_args(mini_db)), homes['resumed'])
+    resumed = run(torchrun(*train_args(mini_db)), homes['resumed'], env_extra=dict(TRANSFORMERS_VERBOSITY='info'))   # Trainer's RNG-file messages
     return {k: blip(k) for k in homes}, killed_at, homes, resumed
 
 
@@ -70,11 +75,15 @@ def test_two_processes_follow_one_process(runs):
 def test_two_processes_resume_and_force(runs, mini_db):
     blip, killed_at, homes, resumed = runs
     assert 1 < killed_at < EPOCHS and 'resuming from' in resumed.stderr
+    assert resumed.stderr.count('Loading model from') >= 1 and "Didn't find an RNG file" not in resumed.stderr   # each rank's state
     a, b = history(blip['two']), history(blip['resumed'])
-    np.testing.assert_allclose([e['eval_loss'] for e in b['epochs']], [e['eval_loss'] for e in a['epochs']], rtol=1e-4)
-    np.testing.assert_allclose([s['loss'] for s in b['steps']], [s['loss'] for s in a['steps']], rtol=1e-4)
-    run(torchrun(*train_args(mini_db), '--force', 'true'), homes['resumed'])   # both processes clean one folder: no race
-    np.testing.assert_allclose([e['eval_loss'] for e in history(blip['resumed'])['epochs']], [e['eval_loss'] for e in a['epochs']], rtol=1e-4)
+    assert [e['epoch'] for e in b['epochs']] == list(range(EPOCHS + 1)) and [s['step'] for s in b['steps']] == [s['step'] for s in a['steps']]
+    np.testing.assert_allclose([e['eval_loss'] for e in b['epochs']], [e['eval_loss'] for e in a['epochs']], rtol=1e-2)
+    np.testing.assert_allclose([s['loss'] for s in b['steps']], [s['loss'] for s in a['steps']], rtol=1e-2)
+    forced = run(torchrun(*train_args(mini_db), '--force', 'true'), homes['resumed'])   # both processes clean one folder: no race
+    assert 'resuming from' not in forced.stderr and len(history(blip['resumed'])['steps']) == len(a['steps'])   # from the start
+    forced = history(blip['resumed'])
+    np.testing.assert_allclose([e['eval_loss'] for e in forced['epochs']], [e['eval_loss'] for e in a['epochs']], rtol=1e-2)
     assert not (blip['resumed']/'checkpoints').exists()
 
 

@@ -14,9 +14,10 @@ from imgcap2text.train import prepare_splits
 
 TOL = 1e-5
 EPOCHS = 4
+VISION_EPOCHS = 5   # the tagging before captioning, shortened (the preset's 30): what is tested is the captioning's resume
 
 def train_command(mini_db):
-    return ['imgcap2text', 'train', '--model', 'blip', '--source', str(mini_db), '--epochs', str(EPOCHS)]
+    return ['imgcap2text', 'train', '--model', 'blip', '--source', str(mini_db), '--epochs', str(EPOCHS), '--vision_epochs', str(VISION_EPOCHS)]
 
 def env_for(home):
     return dict(os.environ, IMGCAP2TEXT_HOME=str(home))
