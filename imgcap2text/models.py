@@ -23,7 +23,7 @@ __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES'
            'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner', 'tiny_vision_config', 'ConvStem',
            'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem', 'BlipCaptioner',
            'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
-           'checkpoint_decoding', 'load_pretrained']
+           'checkpoint_decoding', 'load_pretrained', 'experiments_table']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -423,3 +423,16 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
     cap = captioner_class(name).from_pretrained(checkpoint, 'paper')
     cap.decoding = checkpoint_decoding(checkpoint)
     return cap.to(device=get_device(), precision=precision)
+
+# %% ../nbs/03_models.ipynb
+def experiments_table(name:str) -> 'pd.DataFrame':
+    """A table of the experiments recorded in the course (`encoder`, `shape`: 03_models), as shipped in
+    `imgcap2text/assets/experiments_<name>.csv`; its `id` column names the rows the report quotes (`report.collect_numbers`)."""
+    import pandas as pd
+    from importlib import resources
+    assets = resources.files('imgcap2text').joinpath('assets')
+    f = assets.joinpath(f'experiments_{name}.csv')
+    if not f.is_file():
+        known = sorted(p.name.removeprefix('experiments_').removesuffix('.csv') for p in assets.iterdir() if p.name.startswith('experiments_'))
+        raise FileNotFoundError(f'no experiments table {name!r}: the tables are ' + ', '.join(known))
+    with f.open() as fh: return pd.read_csv(fh, keep_default_na=False, dtype=str)

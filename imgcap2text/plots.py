@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt
 from .core import atomic_write
 
 # %% auto 0
-__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'LEARNING_CURVE_PARTS', 'set_style', 'write_dat', 'save_figure', 'plot_histogram',
-           'plot_prompt_lengths', 'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip', 'plot_top_bottom',
-           'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve', 'plot_leaderboard']
+__all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'PART_COLOURS', 'LEARNING_CURVE_PARTS', 'set_style', 'write_dat', 'save_figure',
+           'plot_histogram', 'plot_prompt_lengths', 'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip',
+           'plot_top_bottom', 'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve', 'plot_leaderboard']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -23,6 +23,8 @@ STYLE = {'figure.figsize': (COLUMN_WIDTH, 2.3), 'figure.dpi': 150, 'savefig.dpi'
          'xtick.labelsize': 7, 'ytick.labelsize': 7, 'axes.spines.top': False, 'axes.spines.right': False,
          'axes.grid': True, 'grid.alpha': 0.3, 'lines.linewidth': 1.2, 'pdf.fonttype': 42}
 PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b']
+# one colour per visible part (seven: more than the palette, whose cycle would give two parts one colour)
+PART_COLOURS = PALETTE + ['#17becf']
 
 def set_style():
     "Apply the report's figure style to matplotlib."
@@ -158,8 +160,10 @@ def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, 
     a.fill_between(x, df.combined_lo, df.combined_hi, alpha=0.25); a.plot(x, df.combined, marker='o', label=label)
     a.plot(x, df.oracle, ls='--', color='gray', label='oracle (ceiling)')
     a.set(xscale='log', xlabel='distinct training prompts', ylabel='Combined'); a.legend()
-    for part in LEARNING_CURVE_PARTS: b.plot(x, df[part], marker='.', label=part)
+    for part, colour in zip(LEARNING_CURVE_PARTS, PART_COLOURS): b.plot(x, df[part], marker='.', color=colour, label=part)
     b.set(xscale='log', xlabel='distinct training prompts', ylabel='visible-part accuracy', ylim=(0, 1.02)); b.legend(ncol=2, fontsize=6)
+    for ax in (a, b):   # ticks at the runs' sizes, written out: a log axis's own minor labels print over each other
+        ax.minorticks_off(); ax.set_xticks(list(x), [f'{v:,}' for v in x])
     t = df[['train_prompts', 'combined', 'combined_lo', 'combined_hi', 'oracle', *LEARNING_CURVE_PARTS]].reset_index(drop=True)
     save_figure(fig, name, folder, t)
     return t

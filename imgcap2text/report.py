@@ -40,6 +40,10 @@ def number_macros(values:dict, digits:int=3) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/10_report.ipynb
+from .models import experiments_table
+from .synth import IMAGES_PER_PROMPT_2M
+from .evaluation import IMPROVEMENT_FLOOR
+
 def collect_numbers(results:Path|str) -> dict:
     "Every number the report quotes, keyed by macro name parts."
     results, v = Path(results), {}
@@ -86,6 +90,14 @@ def collect_numbers(results:Path|str) -> dict:
             v[('prefix', 'corr tokens clip')] = p['corr_tokens_clip']
             for i, (pre, c) in enumerate(p['clip_mean'].items()): v[('prefix', _DIGITS[i + 1], 'clip')] = c
         for r in an.get('regenerate', []): v[(r['run'], short.get(r['system'], r['system']), 'regenerate')] = r['mean']
+    # the course's recorded experiments (03_models), the data's constants and the tables' settings: quoted, never typed
+    for name in ('encoder', 'shape'):
+        for _, r in experiments_table(name).iterrows():
+            if not r['id']: continue
+            for col, x in r.drop('id').items():
+                if re.fullmatch(r'\d+\.\d+', x): v[('exp', r['id'], col)] = x   # as recorded (its digits), a string
+    v[('images per prompt',)] = f'{IMAGES_PER_PROMPT_2M:.2f}'
+    v[('improvement floor',)] = f'{IMPROVEMENT_FLOOR:g}'
     return v
 
 _TEX_SYMBOLS = {'²': '$^2$', '≤': '$\\le$', '≥': '$\\ge$', '—': '--', '`': ''}
