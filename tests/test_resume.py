@@ -4,7 +4,7 @@ ends where an uninterrupted run ends; and the same seed and split give the same 
 Tolerance: validation and training losses within 1e-5 (absolute), final weights within 1e-5. On a CPU both runs do
 the same float operations in the same order, so we expect (and have measured) exact equality; the tolerance only
 leaves room for a BLAS that reorders sums."""
-import json, os, signal, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -25,8 +25,21 @@ def env_for(home):
 def history(run):
     return json.loads((run/'history.json').read_text())
 
+def kill_tree(p):
+    """SIGKILL a process and every process below it. Its process group is not enough: torchrun starts each worker in a
+    session of its own, so killing torchrun's group left both workers training on, racing the resumed run (what made
+    test_distributed's resume flaky: histories from two runs, and ranks of different runs waiting for each other)."""
+    import psutil
+    try: procs = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+    except psutil.NoSuchProcess: procs = []
+    for q in procs:
+        try: q.kill()
+        except psutil.NoSuchProcess: pass
+    gone, alive = psutil.wait_procs(procs, timeout=30); p.wait()
+    assert not alive, f'still running after SIGKILL: {alive}'
+
 def kill_mid_epoch(cmd, home, run, timeout=600):
-    "Start training; once a checkpoint exists and the run is part-way through a later epoch, SIGKILL it. Returns the epoch it was in."
+    "Start training; once a checkpoint exists and the run is part-way through a later epoch, SIGKILL it and all its processes. Returns the epoch it was in."
     p = subprocess.Popen(cmd, env=env_for(home), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     try:
@@ -36,12 +49,12 @@ def kill_mid_epoch(cmd, home, run, timeout=600):
             try: epoch = max((s['epoch'] for s in history(run)['steps']), default=0)
             except (FileNotFoundError, json.JSONDecodeError, KeyError): epoch = 0   # not written yet, or mid-write
             if ckpts and 1 < epoch < EPOCHS - 0.5 and epoch != int(epoch):
-                os.killpg(p.pid, signal.SIGKILL); p.wait()
+                kill_tree(p)
                 return epoch
             time.sleep(0.02)
         pytest.fail('timed out waiting for a mid-epoch moment')
     finally:
-        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL); p.wait()
+        if p.poll() is None: kill_tree(p)
 
 
 @pytest.fixture(scope='module')
