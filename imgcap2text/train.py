@@ -11,7 +11,6 @@ import torch
 from torch import nn
 from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainingArguments, TrainerCallback, PrinterCallback, get_linear_schedule_with_warmup
-from transformers.trainer_utils import get_last_checkpoint
 from .core import save_json, load_json, get_logger, check_choice, resolve_bf16, show_progress, dist_rank_world, is_main_process
 from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
