@@ -16,7 +16,8 @@ log = get_logger('imgcap2text.caption')
 
 # %% auto 0
 __all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'is_pretrained', 'load_any_captioner',
-           'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts', 'caption_paths']
+           'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts', 'is_zero_shot',
+           'check_system', 'needs_captions', 'load_system', 'answer_images', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
@@ -110,7 +111,10 @@ class ZeroShot:
     def __init__(self, scorer, interrogator=None, bank=None, mode:str='best'):
         self.scorer, self.interrogator, self.bank, self.mode = scorer, interrogator, bank, mode
     def answer(self, system:str, image_embeds, captions=None) -> dict:
-        if system == 'interrogator': return dict(prompts=[r['prompt'] for r in self.interrogator.answer(image_embeds, captions, self.mode)])
+        "Each image's prompt (`prompts`); the interrogator also gives its chain's steps (`steps`: prompt and similarity)."
+        if system == 'interrogator':
+            res = self.interrogator.answer(image_embeds, captions, self.mode)
+            return dict(prompts=[r['prompt'] for r in res], steps=[r['steps'] for r in res])
         return dict(prompts=self.bank.answer(image_embeds))
 
 def system_clip(clip:str|None, model:str) -> str:
@@ -136,10 +140,50 @@ def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best',
 
 def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[dict]:
     """A system's answers in the captioner's columns: `n_tokens` counts the prompt's CLIP tokens; `mean_entropy` is the
-    captioner's (the interrogator's starting caption), None where nothing was generated."""
-    prompts = ps.answer(system, ps.scorer.image_embeds(images), [g['caption'] for g in gens] if gens else None)['prompts']
+    captioner's (the interrogator's starting caption), None where nothing was generated; `steps` where the system gives them."""
+    ans = ps.answer(system, ps.scorer.image_embeds(images), [g['caption'] for g in gens] if gens else None)
+    prompts, steps = ans['prompts'], ans.get('steps')
     tok = ps.scorer.tokenizer(prompts, add_special_tokens=False)['input_ids']
-    return [dict(caption=p, n_tokens=len(t), mean_entropy=gens[i]['mean_entropy'] if gens else None) for i, (p, t) in enumerate(zip(prompts, tok))]
+    return [dict(caption=p, n_tokens=len(t), mean_entropy=gens[i]['mean_entropy'] if gens else None) | (dict(steps=steps[i]) if steps else {})
+            for i, (p, t) in enumerate(zip(prompts, tok))]
+
+def is_zero_shot(system:str, bank:str|None=None, tables:str|None=None) -> bool:
+    "Whether `system` answers with no training run: the interrogator on label tables (not the run's phrases), or retrieval from a bank."
+    return (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None)
+
+def check_system(system:str, mode:str='best', bank:str|None=None, tables:str|None=None, precision:str='fp32'):
+    "Fail on a bad choice before anything is read or loaded, listing the valid ones."
+    from imgcap2text.interrogator import MODES
+    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)
+    if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
+    if tables is not None and system != 'interrogator': raise ValueError(f'label tables are for --system interrogator, not {system}')
+    if tables is not None and tables != 'run' and not Path(tables).is_dir(): raise FileNotFoundError(f"no label tables folder at {tables} (or pass 'run' for the run's fitted phrases)")
+    if bank is not None and bank != 'diffusiondb' and not Path(bank).is_file(): raise FileNotFoundError(f'no prompt corpus at {bank}')
+
+def needs_captions(system:str, mode:str='best') -> bool:
+    "Whether `system` starts from the captioner's captions (the captioner itself, and the interrogator but in negative mode)."
+    return system == 'captioner' or (system == 'interrogator' and mode != 'negative')
+
+def load_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None):
+    """What answers for `system` besides the captioner: None for the captioner itself; a zero-shot system
+    (`zero_shot_system`); else the run's fitted systems (`systems.run_systems`), decoding into `bank` if given."""
+    if system == 'captioner': return None
+    if is_zero_shot(system, bank, tables): return zero_shot_system(system, model, bank, mode, clip, tables)
+    from imgcap2text.systems import read_prompt_corpus, run_systems
+    run = resolve_run(model)
+    ps = run_systems(run)
+    return ps if bank is None else ps.with_bank(read_prompt_corpus(bank), cache=run/'systems'/'banks')
+
+def answer_images(cap, ps, system:str, images:list,  # the captioner (None where not needed), `load_system`'s answerer, PIL images
+                  batch_size:int=16, beams:int|None=None, max_tokens:int|None=None, prefix:str|None=None,
+                  gens:list[dict]|None=None,           # the captioner's captions of `images`, if already made (then `cap` is not used)
+                 ) -> list[dict]:
+    "Each image's answer in the CSV's columns (`COLUMNS` but the image), and the interrogator's `steps` where it gives them."
+    if gens is None and cap is not None:
+        gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
+    if ps is not None: gens = system_prompts(ps, system, images, gens)
+    return [dict(caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=g['mean_entropy'] if g['mean_entropy'] is None else round(g['mean_entropy'], 6))
+            | ({'steps': g['steps']} if 'steps' in g else {}) for g in gens]
 
 def caption_paths(paths:list[str],             # files, folders, globs, part zips
                   model:str,                   # captioner folder, run folder, registry name or pretrained checkpoint (hub id or folder)
@@ -161,16 +205,8 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     """Caption every readable image under `paths` into `out`; returns counts and the skipped inputs with reasons.
     Under torchrun each process captions every `world`-th image into its own shard, and the main process merges the
     shards into `out`, in the order one process would have written it."""
-    from imgcap2text.interrogator import MODES
-    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)   # before reading anything
-    if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
-    if tables is not None and system != 'interrogator': raise ValueError(f'label tables are for --system interrogator, not {system}')
-    if tables is not None and tables != 'run' and not Path(tables).is_dir(): raise FileNotFoundError(f"no label tables folder at {tables} (or pass 'run' for the run's fitted phrases)")
-    from imgcap2text.systems import read_prompt_corpus, run_systems
-    zero_shot = (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None)
-    corpus = read_prompt_corpus(bank) if bank is not None and not zero_shot else None
-    if zero_shot and bank is not None and bank != 'diffusiondb' and not Path(bank).is_file(): raise FileNotFoundError(f'no prompt corpus at {bank}')
-    run = resolve_run(model) if system != 'captioner' and not zero_shot else None
+    check_system(system, mode, bank, tables, precision)   # before reading anything
+    if system != 'captioner' and not is_zero_shot(system, bank, tables): resolve_run(model)   # a run's systems need the run
     out, (rank, world) = Path(out), dist_rank_world()
     items, skipped = iter_inputs(paths)
     done = _read_captions(out)
@@ -178,13 +214,8 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
-    captions_needed = system == 'captioner' or (system == 'interrogator' and mode != 'negative')
-    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if mine and captions_needed else None
-    def fitted():
-        if zero_shot: return zero_shot_system(system, model, bank, mode, clip, tables)
-        ps = run_systems(run)
-        return ps if corpus is None else ps.with_bank(corpus, cache=run/'systems'/'banks')
-    ps = None
+    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if mine and needs_captions(system, mode) else None
+    fitted, ps = (lambda: load_system(system, model, bank, mode, clip, tables)), None
     if system != 'captioner' and todo:   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
         if rank == 0: ps = fitted()
         barrier()
@@ -203,10 +234,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                 try: images.append(load_image(read())); keys.append(k)
                 except (BadImage, OSError) as e: load_skips.append((k, str(e)))
             if images:
-                gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False) if cap else None
-                if ps is not None: gens = system_prompts(ps, system, images, gens)
-                rows += [dict(image=k, caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=g['mean_entropy'] if g['mean_entropy'] is None else round(g['mean_entropy'], 6))
-                         for k, g in zip(keys, gens)]
+                rows += [dict(image=k) | {c: a[c] for c in COLUMNS[1:]} for k, a in zip(keys, answer_images(cap, ps, system, images, batch_size, beams, max_tokens, prefix))]
                 n_new += len(images)
             if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
             bar.update(len(mine[i:i + batch_size]))

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os, sys
 from pathlib import Path
 from fastcore.script import anno_parser, bool_arg, str2bool
-from .core import HubUnavailable
+from .core import USER_ERRORS
 from .synth import write_mini_diffusiondb, IMAGES_PER_PROMPT_2M
 
 # %% auto 0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'synth', 'train', 'caption', 'main']
+__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'app', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -74,9 +74,23 @@ def caption(paths:str,                  # images, folders (recursive), globs or 
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
 
 # %% ../nbs/11_cli.ipynb
-COMMANDS = {'synth': synth, 'train': train, 'caption': caption}
-# what a user can get wrong (an unknown name or value, a missing file or folder, no hub offline): one line, exit status 2
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, HubUnavailable)
+def app(host:str='127.0.0.1',     # the address to serve on (0.0.0.0: every interface)
+        port:int=7860,
+        share:bool_arg=False,     # a public gradio.live link too (needs the internet; on Colab)
+        model:str=None,           # the default captioner: a run, a registry name or a hub id (unset: the demo's best run, else BLIP's checkpoint)
+        clip:str=None,            # the zero-shot systems' and the scores' CLIP (unset: the run's; offline the demo's tiny CLIP)
+        tables:str=None,          # the interrogator's label tables folder (unset: CLIP Interrogator's)
+        regenerate:str='synthetic', # synthetic | none: render each recovered prompt beside its image
+       ):
+    "Serve the web app: drop images, compare the systems, download the CSV (and the API endpoint /recover)."
+    from imgcap2text.app import launch_app, REGENERATORS
+    from imgcap2text.core import check_choice
+    check_choice('regenerate', regenerate, REGENERATORS)
+    launch_app(host, port, share, model, clip, tables, regenerate)
+    return 0
+
+# %% ../nbs/11_cli.ipynb
+COMMANDS = {'synth': synth, 'train': train, 'caption': caption, 'app': app}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `imgcap2text` command; `--debug` (or `IMGCAP2TEXT_DEBUG=1`) shows a user error's traceback."

@@ -10,9 +10,9 @@ from importlib import metadata
 import numpy as np
 
 # %% auto 0
-__all__ = ['PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device', 'cpu_has_bf16',
-           'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached', 'require_hub',
-           'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'files_fingerprint',
+__all__ = ['USER_ERRORS', 'PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device',
+           'cpu_has_bf16', 'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached',
+           'require_hub', 'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'files_fingerprint',
            'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process', 'barrier',
            'get_logger']
 
@@ -81,6 +81,10 @@ def resolve_bf16(bf16:bool|str, # True, False or 'auto': where bf16 is native (a
 # %% ../nbs/00_core.ipynb
 class HubUnavailable(RuntimeError):
     "The Hugging Face Hub cannot be reached (offline, or `HF_HUB_OFFLINE=1`)."
+
+# what a user can get wrong (an unknown name or value, a missing file or folder, no hub offline): the command line's one
+# line and exit status 2, the web app's message in the page
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, HubUnavailable)
 
 def hub_offline() -> bool:
     "True when the environment asks for no hub access."

@@ -344,6 +344,61 @@ def bench_interrogator(rows, n=16, run='runs/blip-tiny'):
                           f'embedding the tables once: {t_tables:.0f} s ({n_labels / t_tables:,.0f} labels/s)',
                      ratio=t_base / t_ours, goal='>= 3x, same answers'))
 
+def app_load(app_url:str, paths:list[str], clients:int, per_client:int, timeout:float=120.) -> dict:
+    "`clients` concurrent gradio_client clients, each calling /recover `per_client` times: answered count, latencies, wall time."
+    import concurrent.futures as cf
+    from gradio_client import Client, handle_file
+    def one(c):
+        client, lat, ok = Client(app_url, verbose=False), [], 0
+        for j in range(per_client):
+            t = time.perf_counter()
+            job = client.submit(handle_file(paths[(c * per_client + j) % len(paths)]), api_name='/recover')
+            try: ok += isinstance(job.result(timeout=timeout), str)
+            except Exception: pass
+            lat.append(time.perf_counter() - t)
+        return ok, lat
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(clients) as ex: res = list(ex.map(one, range(clients)))
+    wall = time.perf_counter() - t0
+    lat = sorted(l for _, ls in res for l in ls)
+    return dict(answered=sum(ok for ok, _ in res), n=clients * per_client, p50=lat[len(lat) // 2], p95=lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+                wall=wall, rate=clients * per_client / wall)
+
+def bench_app(rows, clients=16, per_client=4, max_batch=8):
+    """The web app's API under load (16_app): `clients` concurrent gradio_client clients against 127.0.0.1, each asking
+    /recover for `per_client` images, with the API's requests answered together (up to `max_batch`) against one at a
+    time. The demo's BLIP where it is trained, else an untrained one of the same size (speed, not quality)."""
+    import socket
+    from imgcap2text.core import project_path
+    from imgcap2text.app import Recoverer, build_app
+    run = project_path('runs', 'blip-tiny')
+    clip, which = tiny_clip_folder()
+    if (run/'model'/'captioner.json').exists(): model, what = str(run), "the demo's BLIP"
+    else:
+        from imgcap2text.models import build_captioner
+        model, what = str(Path(tempfile.mkdtemp())/'blip'), 'an untrained tiny BLIP'
+        build_captioner('blip', train_prompts=images_and_prompts(300)[1]).save_pretrained(model)
+    d = Path(tempfile.mkdtemp())
+    ims, _ = images_and_prompts(clients * per_client, seed=5)
+    paths = [str(d/f'{i}.png') for i in range(len(ims))]
+    for im, p in zip(ims, paths): im.save(p)
+    r = Recoverer(model, clip)
+    r.recover([('warm-up', ims[0])])                                           # load the models once, before either run
+    out = {}
+    for name, batch in (('alone', 1), ('batched', max_batch)):
+        with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+        app = build_app(r, max_batch=batch)
+        app.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True, quiet=True)
+        try: out[name] = app_load(f'http://127.0.0.1:{port}/', paths, clients, per_client)
+        finally: app.close()
+    a, b = out['alone'], out['batched']
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    fmt = lambda x: f"{x['answered']}/{x['n']} answered, p50 {x['p50']:.2f} s, p95 {x['p95']:.2f} s, {x['rate']:.1f} images/s"
+    rows.append(dict(benchmark=f'web app: {clients} concurrent gradio_client clients x {per_client} images on /recover, {what}',
+                     baseline=fmt(a) + ': one request at a time',
+                     ours=fmt(b) + f': up to {max_batch} requests answered together; peak RSS {rss:.2f} GiB (server and clients)',
+                     ratio=b['rate'] / a['rate'], goal='all answered; batched above alone'))
+
 def machine() -> str:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), 'unknown CPU') \
           if Path('/proc/cpuinfo').exists() else 'unknown CPU'
@@ -364,7 +419,7 @@ def write_results(rows:list[dict], ran:list[str]):
     return table
 
 BENCHMARKS = (bench_captioning, bench_cached_clip, bench_evaluator, bench_memory, bench_streaming, bench_systems, bench_scoring,
-              bench_bank, bench_interrogator)
+              bench_bank, bench_interrogator, bench_app)
 
 if __name__ == '__main__':
     chosen = sys.argv[1:] or [b.__name__ for b in BENCHMARKS]   # names of benchmarks to run (default: all), e.g. `bench_evaluator`
