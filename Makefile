@@ -63,7 +63,8 @@ latex:
 	  else echo "LaTeX is missing: install it with  sudo apt-get install --no-install-recommends $(LATEX_PKGS)  (macOS: MacTeX)"; exit 1; fi; fi
 
 test: $(STAMP) latex docs
-	cd nbs && $(BIN)/nbdev_test --n_workers 2
+	# two notebooks at a time, a thread each: two torch kernels on 2 cores with a thread per core each slow each other many times over
+	cd nbs && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
 
 # the docs site (tools/docs.py): the README, the notebooks as committed, the demo's executed drivers (runs/, if any),
