@@ -82,6 +82,8 @@ def assemble(src: Path) -> Path:
             text = p.read_text()
             title = TABLE_TITLES.get(p.stem, p.stem.replace('_', ' ').capitalize())
             (src/'benchmarks'/p.name).write_text(text if text.lstrip().startswith('# ') else f'# {title}\n\n{text}')
+    for p in sorted((ROOT/'benchmarks').glob('*.png')):   # pictures the README shows (the app's screenshot)
+        (src/'benchmarks').mkdir(exist_ok=True); shutil.copy(p, src/'benchmarks'/p.name)
     (src/'api').mkdir()
     mods = modules()
     for m in mods:
