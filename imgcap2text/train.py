@@ -16,18 +16,42 @@ from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'CaptionCollator', 'with_features',
-           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint',
-           'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words',
-           'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name',
-           'train_run']
+__all__ = ['PIXEL_CACHE_BYTES', 'log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'PixelRows',
+           'cache_pixels', 'pixel_values', 'CaptionCollator', 'with_features', 'loss_history', 'NaNLossError',
+           'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint', 'train_model', 'fit', 'ClipPairCollator',
+           'LMCollator', 'pretrain_frozen_parts', 'tag_words', 'tag_vocabulary', 'TagCollator', 'tag_loss',
+           'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
+PIXEL_CACHE_BYTES = 1 << 30   # the tiny preset's training split (2,004 images 64²) takes 94 MiB
+
+class PixelRows(torch.utils.data.Dataset):
+    """A dataset's rows with each image's `pixel_values` computed once, in place of the image: the image processor gives
+    the same pixels every epoch, and decoding and processing them again was a third of a tiny training step."""
+    def __init__(self, ds:Dataset, image_processor, batch_size:int=64):
+        self.columns = {c: column(ds, c) for c in ds.column_names if c != 'image'}
+        self.pixels = torch.cat([image_processor(images=ds[i:i + batch_size]['image'], return_tensors='pt')['pixel_values']
+                                 for i in range(0, len(ds), batch_size)])
+    def __len__(self): return len(self.pixels)
+    def __getitem__(self, i): return {c: v[i] for c, v in self.columns.items()} | {'pixel_values': self.pixels[i]}
+
+def cache_pixels(ds, image_processor, max_bytes:int=PIXEL_CACHE_BYTES):
+    "`ds` as `PixelRows` where its pixels fit in `max_bytes`; otherwise (a stream, or large images) `ds` itself, its images processed batch by batch."
+    if not isinstance(ds, Dataset) or 'image' not in ds.column_names or not len(ds): return ds
+    one = image_processor(images=[ds[0]['image']], return_tensors='pt')['pixel_values']
+    return PixelRows(ds, image_processor) if one.numel() * one.element_size() * len(ds) <= max_bytes else ds
+
+def pixel_values(rows, image_processor) -> torch.Tensor:
+    "A batch's pixel values: cached (`PixelRows`), or its images processed now."
+    if 'pixel_values' in rows[0]: return torch.stack([r['pixel_values'] for r in rows])
+    return image_processor(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values']
+
 class CaptionCollator:
-    "Turns rows {image or features, prompt} into a model batch through the captioner."
+    "Turns rows {image, cached pixels or features, prompt} into a model batch through the captioner."
     def __init__(self, captioner:Captioner, max_length:int=128): self.cap, self.max_length = captioner, max_length
     def __call__(self, rows):
         if 'features' in rows[0]: inputs = self.cap.feature_inputs([r['features'] for r in rows])
+        elif 'pixel_values' in rows[0]: inputs = {'pixel_values': pixel_values(rows, None)}
         else: inputs = self.cap.image_inputs([r['image'] for r in rows])
         return inputs | self.cap.text_inputs([r['prompt'] for r in rows], max_length=self.max_length)
 
@@ -55,14 +79,18 @@ class NaNLossError(FloatingPointError):
     "Training stopped because the loss became NaN or infinite."
 
 class HistoryCallback(TrainerCallback):
-    "Saves the loss history after every log and stops with a clear error on a NaN or infinite loss."
+    """Stops with a clear error on a NaN or infinite loss (every step); saves the loss history after every evaluation
+    (writing it at every step grew with the history: 7% of a 30-epoch tagging run)."""
     def __init__(self, path:Path|None=None, initial_eval_loss:float|None=None): self.path, self.initial = path, initial_eval_loss
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get('loss')
         if loss is not None and not math.isfinite(loss):
             raise NaNLossError(f'loss is {loss} at step {state.global_step} (epoch {state.epoch:.2f}): lower the learning rate, '
                                'or check the data; the last good checkpoint is kept for inspection')
+    def save(self, state):
         if self.path: save_json(loss_history(state.log_history, self.initial), self.path)
+    def on_evaluate(self, args, state, control, **kw): self.save(state)
+    def on_train_end(self, args, state, control, **kw): self.save(state)
 
 # %% ../nbs/04_train.ipynb
 SCHEDULERS = ('cosine_warm_restarts', 'linear', 'constant')
@@ -151,6 +179,7 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
     train_ds, eval_ds = dsd['train'], dsd['validation']
     if captioner.cache_features:   # a frozen encoder: compute its outputs once, train only what learns
         train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)
+    else: train_ds, eval_ds = cache_pixels(train_ds, captioner.image_processor), cache_pixels(eval_ds, captioner.image_processor)
     s['bf16'] = resolve_bf16(s.get('bf16', False))   # 'auto' resolved once: what it is on this machine, as recorded
     trainer = train_model(captioner.model, CaptionCollator(captioner, s['max_length']), train_ds, eval_ds, out,
                           epochs=s['epochs'], lr=s['lr'], weight_decay=s['weight_decay'], scheduler=s['scheduler'],
@@ -168,8 +197,7 @@ class ClipPairCollator:
     def __init__(self, tokenizer, image_processor, max_length=64): self.tok, self.ip, self.max_length = tokenizer, image_processor, max_length
     def __call__(self, rows):
         enc = self.tok([r['prompt'] + self.tok.eos_token for r in rows], padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
-        pv = self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values']
-        return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], pixel_values=pv, return_loss=True)
+        return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], pixel_values=pixel_values(rows, self.ip), return_loss=True)
 
 class LMCollator:
     "Prompts as language-model examples, `<eos>[prefix ]prompt<eos>` as GPT-2 sees a document (pad labels -100)."
@@ -189,7 +217,8 @@ def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:
     text = lambda d: d.select_columns(['prompt'])
     for p in captioner.clip.parameters(): p.requires_grad = True
     captioner.clip.train()
-    clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), dsd['train'], dsd['validation'],
+    pairs = [cache_pixels(dsd[s].select_columns(['image', 'prompt']), captioner.image_processor) for s in ('train', 'validation')]
+    clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), *pairs,
                           out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed, bf16='auto')
     captioner.model.set_gpt2_frozen(False); captioner.model.gpt.train()
     # the language model sees prompts as the captioner will give them: after a document start, with a text prompt prefix
@@ -220,7 +249,7 @@ class TagCollator:
         for i, r in enumerate(rows):
             for w in tag_words(r['prompt']):
                 if w in self.index: labels[i, self.index[w]] = 1
-        return dict(pixel_values=self.ip(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values'], labels=labels)
+        return dict(pixel_values=pixel_values(rows, self.ip), labels=labels)
 
 TAG_POOLS = ('mean', 'tokens')
 TAG_LOSSES = ('softmax', 'bce', 'both')
@@ -260,7 +289,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     with torch.no_grad(): n_tokens, hidden = vision(pixel_values=pv).last_hidden_state.shape[1:]
     for p in vision.parameters(): p.requires_grad = True
     tagger = VisionTagger(vision, n_tokens, hidden, len(vocab), pool=pool, loss=loss).train()
-    data = lambda d: d.select_columns(['image', 'prompt'])
+    data = lambda d: cache_pixels(d.select_columns(['image', 'prompt']), captioner.image_processor)
     # the last epoch, not the lowest validation loss: that is reached early, once the base rates of the invisible words are
     # learnt, and rises as the head memorises them, while the visual words (position, count) are learnt only later
     tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
