@@ -80,7 +80,7 @@ class NaNLossError(FloatingPointError):
 
 class HistoryCallback(TrainerCallback):
     """Stops with a clear error on a NaN or infinite loss (every step); saves the loss history after every evaluation
-    (writing it at every step grew with the history: 7% of a 30-epoch tagging run)."""
+    (rewriting it at every step took longer as the history grew)."""
     def __init__(self, path:Path|None=None, initial_eval_loss:float|None=None): self.path, self.initial = path, initial_eval_loss
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get('loss')
