@@ -19,11 +19,11 @@ VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, backgroun
 
 # %% auto 0
 __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'IMPROVEMENT_FLOOR',
-           'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise',
-           'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility',
-           'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2',
-           'offline_clip_path', 'load_run_splits', 'default_clip', 'write_visibility', 'read_visibility',
-           'split_results', 'evaluate_run']
+           'METRIC_SCALES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
+           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
+           'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
+           'example_rows', 'table2', 'offline_clip_path', 'load_run_splits', 'default_clip', 'write_visibility',
+           'read_visibility', 'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -174,16 +174,20 @@ def save_table(df:pd.DataFrame, stem:Path|str, caption:str='', label:str='', dig
     atomic_write(stem.with_suffix('.md'), (f'{caption}\n\n' if caption else '') + df.astype(object).where(df.notna(), None).to_markdown(floatfmt=f'.{digits}f', missingval='—') + '\n')
     return stem.with_suffix('.tex')
 
-IMPROVEMENT_FLOOR = 0.05   # below it a relative change is one against nearly nothing (an untrained model's BLEU: 0.0003 gave 121,441%)
+IMPROVEMENT_FLOOR = 0.05   # of a metric's scale: below it a relative change is one against nearly nothing (an untrained model's BLEU: 0.0003 gave 121,441%)
+METRIC_SCALES = {'clip': 100, 'ew_clip': 100}   # the CLIP scores run from 0 to 100 (100 × cosine); the others from 0 to 1
 
 def table1(before:dict, after:dict, metrics=('bleu', 'bertscore', 'combined', 'cosine', 'clip'),
            floor:float=IMPROVEMENT_FLOOR) -> pd.DataFrame:
-    "Pre-trained vs fine-tuned means, the change and the improvement in % (Table 1); no % (NaN, shown as a dash) where the pre-trained mean is below `floor`."
+    """Pre-trained vs fine-tuned means, the change and the improvement in % (Table 1); no % (NaN, shown as a dash) where
+    the pre-trained mean is below `floor` of the metric's scale (`METRIC_SCALES`: 5 for the CLIP score, where an
+    untrained ViT-GPT2's -0.24 gave 35,677%)."""
     rows = {}
     for m in metrics:
         if m not in before or before[m]['mean'] is None: continue
         b, a = before[m]['mean'], after[m]['mean']
-        rows[METRIC_NAMES[m]] = {'Pre-trained': b, 'Fine-tuned': a, 'Change': a - b, 'Improvement (%)': 100 * (a - b) / abs(b) if abs(b) >= floor else np.nan}
+        rows[METRIC_NAMES[m]] = {'Pre-trained': b, 'Fine-tuned': a, 'Change': a - b,
+                                 'Improvement (%)': 100 * (a - b) / abs(b) if abs(b) >= floor * METRIC_SCALES.get(m, 1) else np.nan}
     return pd.DataFrame(rows).T
 
 def baselines_table(summaries:dict[str, dict], ceiling:str|None='oracle', metrics=('bleu', 'bertscore', 'combined', 'cosine', 'clip')) -> pd.DataFrame:

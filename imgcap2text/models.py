@@ -426,7 +426,7 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
 
 # %% ../nbs/03_models.ipynb
 def experiments_table(name:str) -> 'pd.DataFrame':
-    """A table of the experiments recorded in the course (`encoder`, `shape`: 03_models), as shipped in
+    """A table of the experiments recorded in the course (`encoder`, `shape`: 03_models; `speed`: 04_train), as shipped in
     `imgcap2text/assets/experiments_<name>.csv`; its `id` column names the rows the report quotes (`report.collect_numbers`)."""
     import pandas as pd
     from importlib import resources

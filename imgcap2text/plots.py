@@ -89,7 +89,8 @@ def plot_loss_curves(histories:dict[str, dict],     # model name → a run's his
         ax.plot(tr.epoch, tr.train_loss, color=c, ls='--', label=f'{model} (train)')
         write_dat(ep[['epoch', 'eval_loss']].assign(train_loss=ep.train_loss.fillna(ep.eval_loss)), Path(folder)/'data'/f'{name}_{model}.dat')
         rows.append(ep.assign(model=model))
-    ax.set(xlabel='epoch', ylabel='loss'); ax.legend(frameon=False, ncol=2)
+    # upper right: the curves start high and fall, so the legend's corner is the one they leave empty (upper left hid their start)
+    ax.set(xlabel='epoch', ylabel='loss'); ax.legend(frameon=False, ncol=2, loc='upper right')
     save_figure(fig, name, folder)
     return pd.concat(rows, ignore_index=True)
 
@@ -129,7 +130,9 @@ def plot_prefix_matrix(centred:pd.DataFrame, mean:float, folder:Path|str='figure
     ax.set_xticks(range(len(centred.columns)), centred.columns, rotation=35, ha='right')
     ax.set_yticks(range(len(centred.index)), centred.index); ax.grid(False)
     for i in range(len(centred.index)):
-        for j in range(len(centred.columns)): ax.text(j, i, f'{centred.values[i, j]:+.2f}', ha='center', va='center', fontsize=6)
+        for j in range(len(centred.columns)):   # white on the dark ends of the colour map, black on the light middle
+            x = centred.values[i, j]
+            ax.text(j, i, f'{x:+.2f}', ha='center', va='center', fontsize=6, color='white' if abs(x) > 0.6 * v else 'black')
     ax.set(xlabel='scored with template of', ylabel='caption made under', title=f'CLIP score minus the matrix mean ({mean:.2f})')
     fig.colorbar(im, ax=ax, fraction=0.04)
     idx = {p: i for i, p in enumerate(centred.index)}
