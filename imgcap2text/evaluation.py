@@ -211,7 +211,8 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
              r'Image & Prompt & Caption & BLEU & BERTScore & Combined \\', r'\midrule']
     for _, r in rows.iterrows():
         f = image_dir/f"{Path(r.image).stem}.png"; images[r.image].save(f)
-        lines.append(rf'\includegraphics[width={width}]{{{f.relative_to(stem.parent.parent).as_posix()}}} & {latex_escape(r.prompt)} & '
+        # lowered by most of its height: its top meets the first line of the row's text (a bare image sits on the baseline, above it)
+        lines.append(rf'\raisebox{{-0.8\height}}{{\includegraphics[width={width}]{{{f.relative_to(stem.parent.parent).as_posix()}}}}} & {latex_escape(r.prompt)} & '
                      rf'{latex_escape(r.caption)} & {r.bleu:.3f} & {r.bertscore:.3f} & {r.combined:.3f} \\')
     lines += [r'\bottomrule', r'\end{tabular}']
     atomic_write(stem.with_suffix('.tex'), '\n'.join(lines) + '\n')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb 4
 from __future__ import annotations
-import math, shutil, re
+import math, shutil, re, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -68,10 +68,12 @@ def loss_history(log_history:list[dict], initial_eval_loss:float|None=None) -> d
     steps = [dict(step=h['step'], epoch=h['epoch'], loss=h['loss'], lr=h.get('learning_rate')) for h in log_history if 'loss' in h]
     evals = {round(h['epoch']): h['eval_loss'] for h in log_history if 'eval_loss' in h}
     if initial_eval_loss is not None: evals[0] = initial_eval_loss
+    by_epoch = {}   # each step's loss under the epoch it ends in (e - 1 < its epoch <= e), in one pass
+    for s in steps: by_epoch.setdefault(max(1, math.ceil(s['epoch'] - 1e-9)), []).append(s['loss'])
     epochs = [dict(epoch=0, train_loss=None, eval_loss=evals[0])] if 0 in evals else []   # epoch 0: before training
     for e, v in sorted(evals.items()):
         if e == 0: continue
-        tl = [s['loss'] for s in steps if e - 1 < s['epoch'] <= e + 1e-9]
+        tl = by_epoch.get(e, [])
         epochs.append(dict(epoch=e, train_loss=float(np.mean(tl)) if tl else None, eval_loss=v))
     return dict(steps=steps, epochs=epochs)
 
@@ -79,16 +81,22 @@ class NaNLossError(FloatingPointError):
     "Training stopped because the loss became NaN or infinite."
 
 class HistoryCallback(TrainerCallback):
-    """Stops with a clear error on a NaN or infinite loss (every step); saves the loss history after every evaluation
-    (rewriting it at every step took longer as the history grew)."""
-    def __init__(self, path:Path|None=None, initial_eval_loss:float|None=None): self.path, self.initial = path, initial_eval_loss
+    """Stops with a clear error on a NaN or infinite loss (every step), and keeps the loss history on disk as it grows:
+    after every evaluation, and after a step unless writing it would take more than `budget` of the time. The file
+    is rewritten whole, so its cost grows with the run: written at every one of 1,890 steps, the writes alone took
+    about 10 s. Early on, and in short runs, every step is still written (tests/test_resume.py kills a run mid-epoch by it)."""
+    def __init__(self, path:Path|None=None, initial_eval_loss:float|None=None, budget:float=0.02):
+        self.path, self.initial, self.budget, self.written, self.cost = path, initial_eval_loss, budget, -math.inf, 0.0
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get('loss')
         if loss is not None and not math.isfinite(loss):
             raise NaNLossError(f'loss is {loss} at step {state.global_step} (epoch {state.epoch:.2f}): lower the learning rate, '
                                'or check the data; the last good checkpoint is kept for inspection')
+        if time.monotonic() - self.written >= self.cost / self.budget: self.save(state)
     def save(self, state):
-        if self.path: save_json(loss_history(state.log_history, self.initial), self.path)
+        if not self.path: return
+        start = time.monotonic(); save_json(loss_history(state.log_history, self.initial), self.path)
+        self.written = time.monotonic(); self.cost = self.written - start
     def on_evaluate(self, args, state, control, **kw): self.save(state)
     def on_train_end(self, args, state, control, **kw): self.save(state)
 
