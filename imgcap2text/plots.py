@@ -89,8 +89,9 @@ def plot_loss_curves(histories:dict[str, dict],     # model name → a run's his
         ax.plot(tr.epoch, tr.train_loss, color=c, ls='--', label=f'{model} (train)')
         write_dat(ep[['epoch', 'eval_loss']].assign(train_loss=ep.train_loss.fillna(ep.eval_loss)), Path(folder)/'data'/f'{name}_{model}.dat')
         rows.append(ep.assign(model=model))
-    # upper right: the curves start high and fall, so the legend's corner is the one they leave empty (upper left hid their start)
-    ax.set(xlabel='epoch', ylabel='loss'); ax.legend(frameon=False, ncol=2, loc='upper right')
+    # one column, upper right: the curves start high at the left and fall, so that corner is the one they leave empty
+    # (two columns spanned the axes and hid their start)
+    ax.set(xlabel='epoch', ylabel='loss'); ax.legend(frameon=False, loc='upper right')
     save_figure(fig, name, folder)
     return pd.concat(rows, ignore_index=True)
 
