@@ -97,8 +97,7 @@ class HistoryCallback(TrainerCallback):
         if not self.path: return
         start = time.monotonic(); save_json(loss_history(state.log_history, self.initial), self.path)
         self.written = time.monotonic(); self.cost = self.written - start
-    def on_evaluate(self, args, state, control, **kw): self.save(state)
-    def on_train_end(self, args, state, control, **kw): self.save(state)
+    def on_evaluate(self, args, state, control, **kw): self.save(state)   # the final history: `train_model` writes it after training
 
 # %% ../nbs/04_train.ipynb
 SCHEDULERS = ('cosine_warm_restarts', 'linear', 'constant')
