@@ -4,12 +4,13 @@
 
 # %% ../nbs/05a_caption.ipynb 4
 from __future__ import annotations
-import glob, io, re, time, zipfile
+import glob, io, itertools, re, time, zipfile
+from collections import Counter
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
-from .data import load_image, BadImage, IMAGE_EXTS
+from .data import load_image, BadImage, IMAGE_EXTS, HUB_SUBSETS, stream_diffusiondb, part_name
 from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
@@ -17,7 +18,8 @@ log = get_logger('imgcap2text.caption')
 # %% auto 0
 __all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'is_pretrained', 'load_any_captioner',
            'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts', 'is_zero_shot',
-           'check_system', 'needs_captions', 'load_system', 'answer_images', 'caption_paths']
+           'check_system', 'needs_captions', 'load_system', 'answer_images', 'hub_streams', 'stream_items',
+           'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
@@ -185,7 +187,24 @@ def answer_images(cap, ps, system:str, images:list,  # the captioner (None where
     return [dict(caption=g['caption'], n_tokens=g['n_tokens'], mean_entropy=g['mean_entropy'] if g['mean_entropy'] is None else round(g['mean_entropy'], 6))
             | ({'steps': g['steps']} if 'steps' in g else {}) for g in gens]
 
-def caption_paths(paths:list[str],             # files, folders, globs, part zips
+def hub_streams(paths:list[str]) -> tuple[list[str], list[str]]:
+    "`paths` split into DiffusionDB hub subsets (read as streams: `stream_diffusiondb`) and everything else; a local path wins over a subset's name."
+    subsets = [a for a in paths if a in HUB_SUBSETS and not Path(a).exists()]
+    return subsets, [a for a in paths if a not in subsets]
+
+def stream_items(subset:str, skips:Counter):
+    "A hub subset's images as (key, read) pairs, each part fetched when reached and deleted once read; the key names the part and member."
+    for row in stream_diffusiondb(subset, skips=skips):
+        yield f"{subset}::{part_name(row['part_id'])}.zip::{row['image_name']}", (lambda im=row['image']: im)
+
+def _batches(pairs, size:int):
+    batch = []
+    for x in pairs:
+        batch.append(x)
+        if len(batch) == size: yield batch; batch = []
+    if batch: yield batch
+
+def caption_paths(paths:list[str],             # files, folders, globs, part zips, DiffusionDB hub subsets (streamed: `HUB_SUBSETS`)
                   model:str,                   # captioner folder, run folder, registry name or pretrained checkpoint (hub id or folder)
                   out:Path|str='captions.csv', # the CSV to write (and resume)
                   batch_size:int=16,
@@ -208,15 +227,23 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     check_system(system, mode, bank, tables, precision)   # before reading anything
     if system != 'captioner' and not is_zero_shot(system, bank, tables): resolve_run(model)   # a run's systems need the run
     out, (rank, world) = Path(out), dist_rank_world()
+    subsets, paths = hub_streams(paths)
+    if subsets and world > 1: raise ValueError(f'{", ".join(subsets)}: a hub subset is captioned as a stream, in one process; under torchrun pass its part zips')
     items, skipped = iter_inputs(paths)
     done = _read_captions(out)
     barrier()   # every process has read what is done before any process writes
     have = set(done['image'])
     todo = [(k, r) for k, r in items if k not in have]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
-    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if mine and needs_captions(system, mode) else None
+    stream_skips, streamed_done = Counter(), Counter()
+    def streamed():   # a stream's images not yet in `out`; counted, since a stream's length is known only at its end
+        for s in subsets:
+            for k, r in stream_items(s, stream_skips):
+                if k in have: streamed_done[s] += 1
+                else: yield k, r
+    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if (mine or subsets) and needs_captions(system, mode) else None
     fitted, ps = (lambda: load_system(system, model, bank, mode, clip, tables)), None
-    if system != 'captioner' and todo:   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
+    if system != 'captioner' and (todo or subsets):   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
         if rank == 0: ps = fitted()
         barrier()
         if rank != 0 and mine: ps = fitted()
@@ -226,18 +253,18 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
         nonlocal saved, last_save
         if len(rows) > saved: atomic_write(dest, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
         last_save = time.monotonic()
-    bar = tqdm(total=len(mine), desc='captioning', unit='img', disable=not progress or rank != 0)
+    bar = tqdm(total=None if subsets else len(mine), desc='captioning', unit='img', disable=not progress or rank != 0)
     try:
-        for i in range(0, len(mine), batch_size):
+        for batch in _batches(itertools.chain(mine, streamed()), batch_size):
             keys, images = [], []
-            for k, read in mine[i:i + batch_size]:
+            for k, read in batch:
                 try: images.append(load_image(read())); keys.append(k)
                 except (BadImage, OSError) as e: load_skips.append((k, str(e)))
             if images:
                 rows += [dict(image=k) | {c: a[c] for c in COLUMNS[1:]} for k, a in zip(keys, answer_images(cap, ps, system, images, batch_size, beams, max_tokens, prefix))]
                 n_new += len(images)
             if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
-            bar.update(len(mine[i:i + batch_size]))
+            bar.update(len(batch))
     finally:   # at the end, and on Ctrl-C or an error: keep what is done
         save(); bar.close()
     if world > 1:
@@ -245,12 +272,12 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
         barrier()   # every shard is complete
         if rank == 0: n_new, load_skips = _merge_shards(out, world, done, todo)
         barrier()   # `out` is complete for every process
-    skipped += load_skips
+    skipped += load_skips + [(', '.join(subsets), f'{why} ({n} images)') for why, n in stream_skips.items() if n]   # a stream's skips, by reason
     skip_file = out.with_name(out.name + '.skipped.csv')
     if rank == 0:
         if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
         elif skip_file.exists(): skip_file.unlink()
-    return dict(captioned=n_new, already=len(items) - len(todo), skipped=skipped, out=str(out))
+    return dict(captioned=n_new, already=len(items) - len(todo) + sum(streamed_done.values()), skipped=skipped, out=str(out))
 
 def _merge_shards(out:Path, world:int, done:pd.DataFrame, todo:list) -> tuple[int, list]:
     "Main process: `out` = what was done + every shard's new captions in the input order; the shards are removed."

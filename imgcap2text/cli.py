@@ -41,16 +41,20 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
           force:bool_arg=False,              # retrain a complete run
           freeze_gpt2:str=None,              # clip-gpt2: true (the report) | false (the tiny default); unset: the preset's
           vision_epochs:int=None,            # tiny preset: tagging epochs before captioning; unset: the preset's
+          streaming:bool_arg=False,          # paper preset: read the source part by part (hub parts fetched when reached), train --steps steps
+          steps:int=None,                    # streaming: training steps
+          n_eval:int=256,                    # streaming: validation images kept from the stream, and as many test images
          ):
     "Train a captioner and write runs/<model>-<preset>/."
     from imgcap2text.train import train_run
     arch = {} if freeze_gpt2 is None else {'freeze_gpt2': str2bool(freeze_gpt2)}
-    s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force, arch=arch, vision_epochs=vision_epochs)
+    s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force, arch=arch, vision_epochs=vision_epochs,
+                  streaming=streaming, steps=steps, n_eval=n_eval)
     print(f"{model}-{preset}: validation loss {s['first_eval_loss']:.3f} -> {s['best_eval_loss']:.3f}")
     return 0
 
 # %% ../nbs/11_cli.ipynb
-def caption(paths:str,                  # images, folders (recursive), globs or DiffusionDB part zips
+def caption(paths:str,                  # images, folders (recursive), globs, DiffusionDB part zips, or a DiffusionDB hub subset (2m_random_1k: streamed part by part)
             model:str='blip',           # a saved captioner, a run folder, a registry name (its default run), or a pretrained hub id or folder
             out:str='captions.csv',     # CSV to write; rerun on it to continue
             batch_size:int=16,

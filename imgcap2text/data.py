@@ -19,7 +19,8 @@ __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_SIDE', 'MIN_SIDE', 'log', 'HUB_REPO'
            'OFFLINE_HINT', 'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb',
            'load_image', 'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb',
            'normalise_prompt', 'column', 'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest',
-           'apply_split_manifest', 'stream_diffusiondb', 'stream_split_of', 'stream_split']
+           'apply_split_manifest', 'stream_diffusiondb', 'stream_split_of', 'stream_split', 'stream_held_out',
+           'stream_manifest']
 
 # %% ../nbs/01_data.ipynb
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
@@ -296,6 +297,12 @@ def apply_split_manifest(ds:Dataset, manifest:dict|Path|str) -> DatasetDict:
     if not isinstance(manifest, dict): manifest = json.loads(Path(manifest).read_text())
     index = {name: i for i, name in enumerate(column(ds, 'image_name'))}
     out = {}
+    if 'stream' in manifest:   # a streamed run: the splits not listed by name (training) follow the hash rule, as the stream did
+        rule, listed = manifest['stream'], {x for names in manifest['splits'].values() for x in names}
+        for s in SPLITS:
+            if s not in manifest['splits']:
+                out[s] = ds.select([i for i, (name, p) in enumerate(zip(column(ds, 'image_name'), column(ds, 'prompt')))
+                                    if name not in listed and stream_split_of(p, rule['fractions'], rule['seed']) == s])
     for s, names in manifest['splits'].items():
         missing = [x for x in names if x not in index]
         if missing: raise ValueError(f'{len(missing)} images of split {s!r} are not in the dataset, e.g. {missing[:3]}')
@@ -362,3 +369,29 @@ def stream_split(ids:datasets.IterableDataset, fractions=(0.6, 0.2, 0.2), seed:i
         raise ValueError(f'fractions must be three non-negative shares summing to 1, got {fractions}')
     return datasets.IterableDatasetDict({s: ids.filter(lambda p, s=s: stream_split_of(p, fractions, seed) == s, input_columns='prompt')
                                          for s in SPLITS})
+
+# %% ../nbs/01_data.ipynb
+def stream_held_out(ids:datasets.IterableDataset,  # a stream, e.g. `stream_diffusiondb`
+                    n:int=256,                      # images kept for validation, and as many for test
+                    fractions=(0.6, 0.2, 0.2), seed:int=42,
+                   ) -> tuple[datasets.IterableDataset, DatasetDict]:
+    "The stream's training rows (a stream) and its first `n` validation and `n` test rows (a `DatasetDict`), read in one pass."
+    held = {'validation': [], 'test': []}
+    for row in ids:   # stops as soon as both are full: a 2M stream is read only as far as it must be
+        s = stream_split_of(row['prompt'], fractions, seed)
+        if s in held and len(held[s]) < n: held[s].append(row)
+        if all(len(v) >= n for v in held.values()): break
+    counts = {s: len(v) for s, v in held.items()}
+    if not all(counts.values()): raise ValueError(f'the stream ended with {counts} held-out images: it is too small to split')
+    if min(counts.values()) < n: log.warning(f'the stream ended before {n} held-out images of each split: keeping {counts}')
+    return stream_split(ids, fractions, seed)['train'], DatasetDict({s: Dataset.from_list(v, features=ids.features) for s, v in held.items()})
+
+def stream_manifest(held:DatasetDict, fractions=(0.6, 0.2, 0.2), seed:int=42, **params) -> dict:
+    "A streamed run's split manifest: its held-out images by name, and the rule that puts every other image's prompt in a split."
+    splits = {s: sorted(column(held[s], 'image_name')) for s in held}
+    # a held-out image's prompt is a training prompt only if the rule says so: by construction never, checked all the same
+    leak = {f'{s}_images_with_train_prompt': float(np.mean([stream_split_of(p, fractions, seed) == 'train' for p in column(held[s], 'prompt')]))
+            for s in held}
+    return dict(params, by='prompt', seed=seed, counts={s: len(v) for s, v in splits.items()}, leakage=leak,
+                sha256=sha256_text(json.dumps(splits, sort_keys=True)), splits=splits,
+                stream=dict(fractions=[float(f) for f in fractions], seed=seed, rule='stream_split_of: sha256 of the seed and the normalised prompt'))

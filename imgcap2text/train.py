@@ -16,11 +16,12 @@ from .data import column, SPLITS_BY
 from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
-__all__ = ['PIXEL_CACHE_BYTES', 'log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS', 'PixelRows',
-           'cache_pixels', 'pixel_values', 'CaptionCollator', 'with_features', 'loss_history', 'NaNLossError',
-           'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint', 'train_model', 'fit', 'ClipPairCollator',
-           'LMCollator', 'pretrain_frozen_parts', 'tag_words', 'tag_vocabulary', 'TagCollator', 'tag_loss',
-           'VisionTagger', 'pretrain_vision', 'prepare_splits', 'run_name', 'train_run']
+__all__ = ['PIXEL_CACHE_BYTES', 'log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS',
+           'STREAM_BUFFER', 'PixelRows', 'cache_pixels', 'pixel_values', 'CaptionCollator', 'with_features',
+           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint',
+           'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words',
+           'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits',
+           'check_streaming', 'prepare_stream_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
 PIXEL_CACHE_BYTES = 1 << 30   # the tiny preset's training split (2,004 images 64²) takes 94 MiB
@@ -179,19 +180,20 @@ def fit(captioner:Captioner,   # the captioner to train (its model is trained in
         seed:int=42,
         resume:bool=True,      # continue from the last checkpoint in `out`, if any
         callbacks:list|None=None, # extra `TrainerCallback`s
+        max_steps:int|None=None,  # train this many steps, not epochs (a stream's `train`)
         **overrides,           # epochs, lr, batch_size, grad_accum, … over the preset's settings
        ) -> dict:
     "Fine-tune a captioner with its report's settings (preset) and save the best model to `out/model`."
     s = MODEL_SPECS[captioner.name].train_settings(captioner.preset, **overrides)
     train_ds, eval_ds = dsd['train'], dsd['validation']
-    if captioner.cache_features:   # a frozen encoder: compute its outputs once, train only what learns
-        train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)
+    if captioner.cache_features and isinstance(train_ds, Dataset):   # a frozen encoder: compute its outputs once, train only what learns
+        train_ds, eval_ds = with_features(captioner, train_ds), with_features(captioner, eval_ds)   # (a stream's images pass once anyway)
     else: train_ds, eval_ds = cache_pixels(train_ds, captioner.image_processor), cache_pixels(eval_ds, captioner.image_processor)
     s['bf16'] = resolve_bf16(s.get('bf16', False))   # 'auto' resolved once: what it is on this machine, as recorded
     trainer = train_model(captioner.model, CaptionCollator(captioner, s['max_length']), train_ds, eval_ds, out,
                           epochs=s['epochs'], lr=s['lr'], weight_decay=s['weight_decay'], scheduler=s['scheduler'],
                           batch_size=s['batch_size'], grad_accum=s['grad_accum'], fp16=s.get('fp16', False), seed=seed, resume=resume,
-                          callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s['bf16'])
+                          callbacks=callbacks, warmup=s.get('warmup', 0.0), bf16=s['bf16'], max_steps=max_steps)
     captioner.model.eval()
     if is_main_process(): captioner.save_pretrained(Path(out)/'model')
     hist = trainer.history
@@ -306,7 +308,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
 # %% ../nbs/04_train.ipynb
 import json
 from .core import project_path, provenance, set_seed, load_json, done_with, HubUnavailable, atomic_write, is_main_process, barrier
-from .data import load_diffusiondb, split_dataset, save_split_manifest, HUB_SUBSETS, OFFLINE_HINT
+from .data import load_diffusiondb, split_dataset, save_split_manifest, stream_held_out, stream_manifest, HUB_SUBSETS, OFFLINE_HINT
 from .synth import IMAGES_PER_PROMPT_2M
 from .models import check_model, build_captioner, load_captioner
 from .generate import choose_decoding   # the decoding stored with a trained model
@@ -330,9 +332,30 @@ def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub s
         ensure_mini_diffusiondb(src, **(SYNTH_DEFAULTS | (synth or {})))
     return split_dataset(load_diffusiondb(src, n=n, seed=seed), by=split_by, fractions=fractions, seed=seed)
 
-def run_name(model:str, preset:str, split_by:str='prompt', arch:dict|None=None) -> str:
-    "runs/ folder name: the model and preset, then what differs from the defaults (split, architecture options)."
+STREAM_BUFFER = 500   # rows shuffled together: a part's rows come in order (one user's session of similar prompts)
+
+def check_streaming(preset:str, split_by:str, steps:int|None, n_eval:int):
+    "Fail before any work where a streamed run cannot be: the tiny preset, the split by image, no step count."
+    if preset != 'paper': raise ValueError("streaming trains the paper preset: the tiny preset first trains its tokenizer and its tagging "
+                                           "stage on the whole training split (use preset='paper', or streaming=False)")
+    if split_by != 'prompt': raise ValueError("a stream is split by prompt (a hash of each normalised prompt); split_by='image' needs the whole dataset")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1: raise ValueError(f'streaming trains by steps, not epochs: set steps to a positive number (got {steps!r})')
+    if n_eval < 1: raise ValueError(f'n_eval must be at least 1 (got {n_eval})')
+
+def prepare_stream_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub subset
+                          n:int|None=None,          # the stream's first n images (None: all)
+                          seed:int=42,              # split seed (and a random hub subset's parts)
+                          n_eval:int=256,           # validation and test images kept
+                         ) -> dict:
+    "A stream's splits: `train` a shuffled stream, `validation` and `test` the first `n_eval` of each (`stream_held_out`)."
+    src = source if str(source) in HUB_SUBSETS else (Path(source) if Path(source).is_absolute() else project_path(source))
+    train, held = stream_held_out(load_diffusiondb(src, n=n, seed=seed, streaming=True), n_eval, seed=seed)
+    return dict(train=train.shuffle(seed=seed, buffer_size=STREAM_BUFFER), validation=held['validation'], test=held['test'])
+
+def run_name(model:str, preset:str, split_by:str='prompt', arch:dict|None=None, streaming:bool=False) -> str:
+    "runs/ folder name: the model and preset, then what differs from the defaults (split, architecture options, a stream)."
     extra = ([f'split-{split_by}'] if split_by != 'prompt' else []) + [f'{k}-{v}' for k, v in sorted((arch or {}).items()) if v is not None]
+    extra += ['stream'] if streaming else []
     return '-'.join([model, preset] + extra)
 
 def train_run(model:str='blip',          # one of MODELS
@@ -349,15 +372,20 @@ def train_run(model:str='blip',          # one of MODELS
               force:bool=False,          # retrain even if the run is complete
               arch:dict|None=None,       # architecture options over the preset's, e.g. {'freeze_gpt2': True} (clip-gpt2)
               vision_epochs:int|None=None, # tiny preset: tagging epochs over the preset's (`pretrain_vision`); None: the preset's
+              streaming:bool=False,      # paper preset: read `source` part by part (a hub part is fetched when reached, deleted once read); train by `steps`
+              steps:int|None=None,       # streaming: training steps (a stream has no epochs)
+              n_eval:int=256,            # streaming: validation images kept from the stream, and as many test images
              ) -> dict:
     "Train one captioner end to end and write its run folder; returns the run's summary."
     spec = check_model(model, preset)                      # unknown names fail here, before any work
     check_choice('split by', split_by, SPLITS_BY)
     arch = spec.arch_overrides(preset, **(arch or {}))
-    out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch))
+    if streaming: check_streaming(preset, split_by, steps, n_eval)
+    out = Path(out) if out else project_path('runs', run_name(model, preset, split_by, arch, streaming))
     config = dict(model=model, preset=preset, source=str(source), n=n, split_by=split_by, seed=seed, arch=arch,
                   overrides=dict(epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
                             | ({} if vision_epochs is None else dict(vision_epochs=vision_epochs)))   # unset: as runs before it recorded
+    if streaming: config |= dict(streaming=True, steps=steps, n_eval=n_eval)
     if not force and done_with(out/'summary.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to retrain)')
         return load_json(out/'summary.json')
@@ -365,11 +393,13 @@ def train_run(model:str='blip',          # one of MODELS
     if force and main: shutil.rmtree(out, ignore_errors=True)   # otherwise an unfinished run resumes from its checkpoints
     barrier()
     set_seed(seed)
-    dsd = prepare_splits(source, n, seed, split_by)
+    dsd = prepare_stream_splits(source, n, seed, n_eval) if streaming else prepare_splits(source, n, seed, split_by)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
-    cap = build_captioner(model, preset, train_prompts=column(dsd['train'], 'prompt'), **arch)
+        if streaming: save_json(stream_manifest(DatasetDict(validation=dsd['validation'], test=dsd['test']), seed=seed, source=str(source)), out/'split.json')
+        else: save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
+    # the paper preset's tokenizer is its checkpoint's (a stream's prompts are never all read); the tiny one learns the training prompts'
+    cap = build_captioner(model, preset, train_prompts=None if streaming else column(dsd['train'], 'prompt'), **arch)
     pre, tagging = {}, dict(spec.train_settings(preset).get('vision') or {})
     if tagging and vision_epochs is not None: tagging['epochs'] = vision_epochs
     freeze_vision = tagging.pop('freeze', False)   # keep the tagged tower as it is while the captioner learns
@@ -378,16 +408,17 @@ def train_run(model:str='blip',          # one of MODELS
     if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
     if main and preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
-    res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum)
+    res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=steps if streaming else None)
     if not main:   # the main process chooses the decoding and writes the summary; wait for it
         barrier(); return load_json(out/'summary.json')
     decoding = choose_decoding(cap, dsd['validation'], metric_preset=preset)
     cap.decoding = decoding['best']; atomic_write(out/'model'/'captioner.json', json.dumps(cap.info(), indent=1))
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
-                   n_train=len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
+                   n_train=None if streaming else len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
                    pretrain={k: v['history']['epochs'] if k == 'vision' else v['epochs'] for k, v in pre.items()} or None,
                    vision_tags=pre['vision']['tags'] if 'vision' in pre else None, decoding=decoding, provenance=provenance(config))
+    if streaming: summary['train_images_drawn'] = steps * res['settings']['batch_size'] * res['settings']['grad_accum']   # repeats if the stream is shorter
     save_json(summary, out/'summary.json')
     for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
     barrier()

@@ -3,7 +3,8 @@ the train driver with the paper preset on a DiffusionDB hub subset for the three
 the paper metric preset (BERTScore roberta-large, CLIP ViT-B/16), `imgcap2text caption` on a paper run, and a second
 run offline from the warm cache. `HF_HUB_OFFLINE` is unset and every process is guarded: a connection to anything but
 127.0.0.1 is refused and logged, and the log must stay empty."""
-import csv, json, os, subprocess, sys, zipfile
+import csv, json, os, subprocess, sys, tempfile, zipfile
+from pathlib import Path
 import pytest
 import papermill as pm
 from conftest import ROOT
@@ -97,6 +98,35 @@ def test_caption_cli_with_a_paper_run(hub, home, monkeypatch, tmp_path):
     chained = {row['image']: row['caption'] for row in csv.DictReader(open(tmp_path/'prompts.csv'))}
     assert all(chained[row['image']].startswith(row['caption']) for row in rows)
     assert guard_log(home) == ''
+
+
+def test_streaming_from_the_hub(hub, home, monkeypatch, tmp_path):
+    """A hub subset as a stream (issue 23): the train driver's paper preset trains by steps on it, keeping its held-out
+    images; `caption` reads a subset as a stream; each part is fetched from the hub and none is left behind."""
+    use_replica(monkeypatch, hub, home)
+    temp = lambda: set(Path(tempfile.gettempdir()).glob('imgcap2text-stream-*'))
+    parts = lambda: {p.relative_to(home/'hf') for p in (home/'hf').rglob('part-*.zip')}
+    temp_before, parts_before, since = temp(), parts(), len(hub.requests)
+    run_driver('train', home, 'train-blip-stream.ipynb', model='blip', preset='paper', source='2m_first_1k', streaming=True, steps=3,
+               batch_size=4, grad_accum=1, n_eval=4)
+    run = home/'project'/'runs'/'blip-paper-stream'
+    s = json.loads((run/'summary.json').read_text())
+    assert s['config']['streaming'] is True and s['config']['steps'] == 3 and s['n_train'] is None and s['train_images_drawn'] == 12
+    assert (s['n_validation'], s['n_test']) == (4, 4) and s['decoding']['candidates']
+    hist = json.loads((run/'history.json').read_text())
+    assert len(hist['steps']) == 3 and [e['epoch'] for e in hist['epochs']] == [0, 1]   # three steps, validated before and after
+    split = json.loads((run/'split.json').read_text())
+    assert split['stream']['fractions'] == [0.6, 0.2, 0.2] and split['counts'] == {'validation': 4, 'test': 4}
+    assert split['leakage'] == {'validation_images_with_train_prompt': 0.0, 'test_images_with_train_prompt': 0.0}
+    out = tmp_path/'stream.csv'
+    r = subprocess.run(['imgcap2text', 'caption', '2m_first_1k', '--model', str(run), '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(out)))
+    with zipfile.ZipFile(hub.root/'datasets/poloclub/diffusiondb/images/part-000001.zip') as z: names = {n for n in z.namelist() if n.endswith('.png')}
+    assert {row['image'] for row in rows} == {f'2m_first_1k::part-000001.zip::{n}' for n in names} and all(row['caption'] for row in rows)
+    # each stream fetched the part from the hub, and deleted it once read: nothing new in the hub cache or the temp folder
+    assert sum(p.endswith('/images/part-000001.zip') for m, p in hub.requests[since:] if m == 'GET') >= 2
+    assert parts() == parts_before and temp() == temp_before and guard_log(home) == ''
 
 
 def test_zero_shot_from_the_hub_then_offline(hub, home, monkeypatch, tmp_path):
