@@ -331,6 +331,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     else:
         set_seed(rc['seed'])
         pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
+    pre.decoding = fine.decoding   # before and after decode alike: only the weights differ
     base = pd.DataFrame(dict(image=names, prompt=prompts))
     frames = {'pre-trained': (caption_frame(pre, test, batch_size=batch_size, progress=progress), len(pre.tokenizer)),
               'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer))}
@@ -385,7 +386,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
     write_visibility(out/'visibility.csv', names, visible)
     result = dict(config=config, split_key=split_key, split_systems_from=same and same['run'], run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
-                  settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']),
+                  settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']), decoding=fine.decoding,
                   systems=summaries, paired=paired, settings=settings, provenance=provenance(config),
                   shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if any(visible) else None)
     save_json(result, out/'metrics.json')
