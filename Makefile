@@ -65,7 +65,7 @@ latex:
 test: $(STAMP) latex docs
 	# two notebooks at a time, a thread each: two torch kernels on 2 cores with a thread per core each slow each other many times over
 	cd nbs && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=20 tests
 
 # the docs site (tools/docs.py): the README, the notebooks as committed, the demo's executed drivers (runs/, if any),
 # benchmarks/ and each module's API, in build/docs/html/index.html; fails on a broken internal link or a missing page.
