@@ -32,7 +32,7 @@ SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regre
            'interrogator (zero-shot)', 'oracle')
 # they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run)
 SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'oracle')
-ZERO_SHOT_IMAGES = 128   # test images the zero-shot interrogator answers (best mode, ~0.7 s an image with the tiny CLIP)
+ZERO_SHOT_IMAGES = 64    # test images the zero-shot interrogator answers (best mode, about 1 s an image with the tiny CLIP on one thread)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 

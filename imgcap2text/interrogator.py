@@ -14,8 +14,7 @@ from .core import check_choice, get_logger, sha256_text, show_progress
 
 # %% auto 0
 __all__ = ['log', 'MODES', 'SD_CLIPS', 'TRENDING_SITES', 'TABLE_FILES', 'trending_phrases', 'clip_interrogator_data', 'blocked',
-           'load_label_tables', 'resolve_clip', 'shared_prefix_text_embeds', 'top_indices', 'cache_folder',
-           'LabelTable', 'Interrogator']
+           'load_label_tables', 'resolve_clip', 'top_indices', 'cache_folder', 'LabelTable', 'Interrogator']
 
 # %% ../nbs/14_interrogator.ipynb
 log = get_logger('imgcap2text.interrogator')
@@ -85,60 +84,6 @@ def resolve_clip(clip:str|None=None) -> str:
         from imgcap2text.evaluation import offline_clip_path
         return str(offline_clip_path())
     return SD_CLIPS.get(clip, clip)
-
-def _heads(x, h:int): return x.view(*x.shape[:2], h, -1).transpose(1, 2)        # (b, t, h*d) -> (b, h, t, d)
-def _merge(x): return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)    # (b, h, t, d) -> (b, t, h*d)
-
-@torch.no_grad()
-def shared_prefix_text_embeds(clip,                     # a transformers `CLIPModel`
-                              prefix:list[int],         # the token ids every text starts with (its start token included)
-                              suffixes:list[list[int]], # each text's ids after the prefix (its end token included)
-                              pad_id:int,
-                              batch_size:int=512,
-                             ) -> torch.Tensor|None:
-    """Normalised CLIP text embeddings of the texts `prefix + suffix` (the chain's candidates "prompt, label").
-    CLIP's text encoder is causal: the prefix's states never see what follows, so its keys and values are computed
-    once and only the suffixes run through the layers. None where a text's pooled token would lie in the prefix."""
-    tm = clip.text_model
-    L, n = len(prefix), len(suffixes)
-    if L < 1 or not n or min(len(s) for s in suffixes) < 1: return None
-    lens = np.array([len(s) for s in suffixes])
-    arr = np.full((n, lens.max()), pad_id, dtype=np.int64)
-    for i, s in enumerate(suffixes): arr[i, :len(s)] = s
-    if tm.eos_token_id == 2:                                        # such configs pool at the highest id (transformers' rule)
-        if not (arr.max(1) > max(prefix)).all(): return None
-        pool = arr.argmax(1)
-    else:                                                           # else at the first end token
-        hit = arr == tm.eos_token_id
-        if tm.eos_token_id in prefix or not hit.any(1).all(): return None
-        pool = hit.argmax(1)
-    dev, emb, layers = clip.device, tm.embeddings, tm.encoder.layers
-    pos = emb.position_embedding.weight
-    h = emb.token_embedding(torch.tensor([prefix], device=dev)) + pos[:L]
-    kv = []
-    for layer in layers:                                           # the prefix alone: an ordinary causal pass
-        a, x = layer.self_attn, layer.layer_norm1(h)
-        q, k, v = (_heads(p(x), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
-        kv.append((k, v))
-        h = h + a.out_proj(_merge(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)))
-        h = h + layer.mlp(layer.layer_norm2(h))
-    order = np.argsort(lens, kind='stable')                        # similar lengths together: little padding
-    arr, lens, pool, out = arr[order], lens[order], pool[order], []
-    for s in range(0, n, batch_size):
-        S = int(lens[s:s + batch_size].max())
-        h = emb.token_embedding(torch.from_numpy(arr[s:s + batch_size, :S]).to(dev)) + pos[L:L + S]
-        causal = torch.ones(S, S, dtype=torch.bool, device=dev).tril()
-        for layer, (kp, vp) in zip(layers, kv):
-            a, x = layer.self_attn, layer.layer_norm1(h)
-            q, k, v = (_heads(p(x), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
-            scores = torch.cat([q @ kp.transpose(-1, -2), (q @ k.transpose(-1, -2)).masked_fill(~causal, float('-inf'))], -1) * a.scale
-            w = torch.softmax(scores.float(), -1).to(q.dtype)
-            h = h + a.out_proj(_merge(w[..., :L] @ vp + w[..., L:] @ v))
-            h = h + layer.mlp(layer.layer_norm2(h))
-        pooled = tm.final_layer_norm(h[torch.arange(len(h), device=dev), torch.from_numpy(pool[s:s + batch_size]).to(dev)])
-        out.append(clip.text_projection(pooled).float().cpu())
-    e = torch.empty(n, out[0].shape[1]); e[torch.from_numpy(order)] = torch.cat(out)
-    return torch.nn.functional.normalize(e, dim=-1)
 
 # %% ../nbs/14_interrogator.ipynb
 def top_indices(queries:torch.Tensor, embeds:torch.Tensor, k:int, reverse:bool=False, chunk:int=32768) -> torch.Tensor:
@@ -239,38 +184,14 @@ class Interrogator:
         keep = [i for i, n in enumerate(ids) if n <= self.max_length]
         return ', '.join(parts[:keep[-1] + 1]) if keep and keep[0] == 0 else self.scorer.tokenizer.decode(self.scorer.token_ids([text])[0][1:self.max_length - 1])
 
-    def suffix_ids(self, labels:list[str]) -> list[list[int]]:
-        "The ids of ', label' without start or end token, each label tokenized once (kept for the next steps and images)."
-        if not hasattr(self, '_suffix'): self._suffix = {}
-        new = [l for l in dict.fromkeys(labels) if l not in self._suffix]
-        if new: self._suffix.update(zip(new, self.scorer.tokenizer([f', {l}' for l in new], add_special_tokens=False)['input_ids']))
-        return [self._suffix[l] for l in labels]
-
     def similarities(self, image_embed:torch.Tensor, texts:list[str]) -> torch.Tensor:
         "Cosine similarity of one image to each text."
         return self.scorer.text_embeds(texts, batch_size=self.batch_size) @ image_embed.float()
 
     def _step(self, image_embed, prompt:str, phrases:list[str]) -> tuple[list[int], torch.Tensor|None]:
-        """The candidates "prompt, phrase" that fit CLIP's tokens (their indices in `phrases`) and their similarities.
-        After a letter or digit a comma starts a new token in CLIP's tokenizers (and a GPT-2 BPE's), so a candidate's
-        ids are the prompt's, then the phrase's ", phrase" ids, then the end token: each phrase is tokenized once. After
-        other characters (where "),"  could merge) the candidates are tokenized in full."""
-        p_ids = self.scorer.token_ids([prompt])[0]
-        if prompt[-1:].isalnum():
-            suf = self.suffix_ids(phrases)
-            ok = [i for i, t in enumerate(suf) if len(p_ids) + len(t) <= self.max_length]
-            if not ok: return ok, None
-            prefix, sufs = p_ids[:-1], [suf[i] + p_ids[-1:] for i in ok]
-        else:
-            ids = self.scorer.token_ids([f'{prompt}, {p}' for p in phrases])
-            ok = [i for i, t in enumerate(ids) if len(t) <= self.max_length]
-            if not ok: return ok, None
-            L = min(len(p_ids) - 1, min(len(ids[i]) for i in ok) - 1)
-            while L and any(ids[i][:L] != ids[ok[0]][:L] for i in ok): L -= 1   # the part they all share
-            prefix, sufs = ids[ok[0]][:L], [ids[i][L:] for i in ok]
-        e = shared_prefix_text_embeds(self.scorer.model, prefix, sufs, self.scorer.tokenizer.pad_token_id or 0, self.batch_size)
-        if e is None: e = self.scorer.text_embeds([f'{prompt}, {phrases[i]}' for i in ok], batch_size=self.batch_size)
-        return ok, e @ image_embed.float()
+        "The candidates \"prompt, phrase\" that fit CLIP's tokens (their indices in `phrases`) and their similarities (`ClipScorer.candidate_embeds`)."
+        ok, e = self.scorer.candidate_embeds(prompt, phrases, self.max_length, self.batch_size)
+        return ok, (e @ image_embed.float() if ok else None)
 
     def chain(self, image_embed:torch.Tensor, phrases:list[str], prompt:str='', sim:float|None=None, min_count:int|None=None,
               max_count:int|None=None, reverse:bool=False, shared_prefix:bool=True) -> tuple[str, list[dict]]:

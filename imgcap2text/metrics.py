@@ -13,9 +13,10 @@ from .core import check_choice, require_hub, get_device
 from .models import minilm_folder   # the shipped all-MiniLM-L6-v2
 
 # %% auto 0
-__all__ = ['MINILM', 'METRIC_PRESETS', 'BERTSCORE_SETTINGS', 'COMBINED_WEIGHTS', 'CLIP_PAPER', 'corpus_bleu', 'sentence_bleu',
-           'bert_scorer', 'bertscore_settings', 'bertscore', 'combined', 'sentence_model', 'unique_rows',
-           'sentence_embeds', 'sentence_cosine', 'text_scores', 'text_metrics', 'corpus_metrics', 'ClipScorer',
+__all__ = ['MINILM', 'METRIC_PRESETS', 'BERTSCORE_SETTINGS', 'COMBINED_WEIGHTS', 'SENTENCE_CACHE_SIZE', 'CLIP_PAPER',
+           'corpus_bleu', 'sentence_bleu', 'bert_scorer', 'bertscore_settings', 'bertscore', 'combined',
+           'sentence_model', 'unique_rows', 'sentence_embeds', 'sentence_cosine', 'minilm_states', 'greedy_f1',
+           'minilm_scores', 'text_scores', 'text_metrics', 'corpus_metrics', 'shared_prefix_text_embeds', 'ClipScorer',
            'clip_scorer', 'ew_clip_score', 'clip_per_token', 'clip_columns']
 
 # %% ../nbs/06_metrics.ipynb
@@ -93,12 +94,20 @@ def unique_rows(texts) -> tuple[list[str], list[int]]:
     index = [rows.setdefault(t, len(rows)) for t in texts]
     return list(rows), index
 
+_SENTENCE_CACHE, SENTENCE_CACHE_SIZE = {}, 200_000   # text -> its embedding, across calls (the training prompts: the prior, the systems, the bank)
+
+def _remember(texts, embeds):
+    "Keep the texts' sentence embeddings for later calls (the oldest forgotten beyond `SENTENCE_CACHE_SIZE`)."
+    for t, e in zip(texts, embeds): _SENTENCE_CACHE[t] = e.clone()
+    while len(_SENTENCE_CACHE) > SENTENCE_CACHE_SIZE: del _SENTENCE_CACHE[next(iter(_SENTENCE_CACHE))]
+
 def sentence_embeds(texts, batch_size:int=128) -> torch.Tensor:
-    "Normalised all-MiniLM-L6-v2 embeddings (the cosine metric's model), each distinct text encoded once."
+    "Normalised all-MiniLM-L6-v2 embeddings (the cosine metric's model), each distinct text encoded once per process."
     uniq, index = unique_rows(list(texts))
     if not uniq: return torch.zeros(0, sentence_model().get_sentence_embedding_dimension())
-    e = torch.tensor(sentence_model().encode(uniq, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True))
-    return e[index]
+    new = [t for t in uniq if t not in _SENTENCE_CACHE]
+    if new: _remember(new, torch.tensor(sentence_model().encode(new, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)))
+    return torch.stack([_SENTENCE_CACHE[t] for t in uniq])[index]
 
 def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=128) -> list[float]:
     "Cosine similarity of each pair's all-MiniLM-L6-v2 embeddings (0 where either text is empty)."
@@ -109,12 +118,70 @@ def sentence_cosine(preds:list[str], refs:list[str], batch_size:int=128) -> list
     return out
 
 # %% ../nbs/06_metrics.ipynb
+@torch.no_grad()
+def minilm_states(texts:list[str], batch_size:int=64) -> list[torch.Tensor]:
+    """Each text's all-MiniLM-L6-v2 token states (last layer, [CLS] and [SEP] included), its ids as bert-score encodes
+    them (stripped, at most the tokenizer's 512 tokens), the sentence model's own weights; texts of similar length batched."""
+    st = sentence_model(); tok, model = st.tokenizer, st[0].auto_model
+    ids = [tok.encode(str(t).strip(), add_special_tokens=True, max_length=tok.model_max_length, truncation=True) for t in texts]
+    out = [None] * len(ids)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        x = torch.full((len(idx), max(len(ids[i]) for i in idx)), tok.pad_token_id, dtype=torch.long)
+        for r, i in enumerate(idx): x[r, :len(ids[i])] = torch.tensor(ids[i])
+        h = model(input_ids=x.to(model.device), attention_mask=(x != tok.pad_token_id).long().to(model.device)).last_hidden_state.float().cpu()
+        for r, i in enumerate(idx): out[i] = h[r, :len(ids[i])]
+    return out, ids
+
+def greedy_f1(hyps:list[torch.Tensor], refs:list[torch.Tensor], # each text's token states (`minilm_states`)
+              hyp_w:list[torch.Tensor], ref_w:list[torch.Tensor], # each token's weight: 0 for [CLS] and [SEP], else 1 (no idf)
+              batch_size:int=64) -> list[float]:
+    """BERTScore F1 of each pair, as bert-score's `greedy_cos_idf` computes it: cosine matching of the token states,
+    precision and recall weighted by `*_w`, pairs in batches of `batch_size` padded to their longest text (a padded
+    position counts as similarity 0, as there), 0 where a side has no token but [CLS] and [SEP]."""
+    out = []
+    pad = lambda xs: torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
+    for s in range(0, len(hyps), batch_size):
+        h = pad([torch.nn.functional.normalize(e, dim=-1) for e in hyps[s:s + batch_size]])
+        r = pad([torch.nn.functional.normalize(e, dim=-1) for e in refs[s:s + batch_size]])
+        hm, rm = pad([torch.ones(len(e)) for e in hyps[s:s + batch_size]]), pad([torch.ones(len(e)) for e in refs[s:s + batch_size]])
+        sim = torch.bmm(h, r.transpose(1, 2)) * torch.bmm(hm.unsqueeze(2), rm.unsqueeze(1))
+        hw, rw = pad(hyp_w[s:s + batch_size]), pad(ref_w[s:s + batch_size])
+        P = (sim.max(dim=2)[0] * hw / hw.sum(1, keepdim=True)).sum(1)
+        R = (sim.max(dim=1)[0] * rw / rw.sum(1, keepdim=True)).sum(1)
+        F = (2 * P * R / (P + R)).masked_fill((hm.sum(1) == 2) | (rm.sum(1) == 2), 0.0)
+        out += F.nan_to_num(0.0).tolist()
+    return out
+
+def minilm_scores(preds:list[str], refs:list[str]) -> tuple[list[float], list[float]]:
+    """The tiny preset's BERTScore F1 and the sentence cosine of each pair from one all-MiniLM-L6-v2 pass over the
+    distinct texts (both metrics read the same model; `bertscore` and `sentence_cosine` ran it twice). The same numbers
+    as bert-score's and sentence-transformers' to float noise (checked below); 0 where either text is empty."""
+    keep = _nonempty(preds, refs)
+    f1, cos = [0.0] * len(preds), [0.0] * len(preds)
+    if not keep: return f1, cos
+    uniq, index = unique_rows([preds[i] for i in keep] + [refs[i] for i in keep])
+    states, ids = minilm_states(uniq)
+    st = sentence_model(); special = {st.tokenizer.cls_token_id, st.tokenizer.sep_token_id}
+    weights = [torch.tensor([0.0 if t in special else 1.0 for t in i]) for i in ids]
+    # the sentence embedding is the states' mean, normalised; a text beyond the sentence model's 256 tokens it encodes itself
+    fits = [k for k, i in enumerate(ids) if len(i) <= st.max_seq_length]
+    _remember([uniq[k] for k in fits], [torch.nn.functional.normalize(states[k].mean(0), dim=-1) for k in fits])
+    e = sentence_embeds(uniq)
+    n = len(keep)
+    hyp, ref = index[:n], index[n:]
+    scores = greedy_f1([states[i] for i in hyp], [states[i] for i in ref], [weights[i] for i in hyp], [weights[i] for i in ref])
+    cosines = (e[hyp] * e[ref]).sum(1).double().tolist()
+    for k, i in enumerate(keep): f1[i], cos[i] = scores[k], cosines[k]
+    return f1, cos
+
 def text_scores(preds:list[str], refs:list[str], preset:str='tiny') -> pd.DataFrame:
-    "Per pair: sentence BLEU, BERTScore F1, Combined and sentence cosine."
+    "Per pair: sentence BLEU, BERTScore F1, Combined and sentence cosine (the tiny preset's two MiniLM metrics from one pass)."
     preds = [p if isinstance(p, str) else '' for p in preds]
     bleu, _ = sentence_bleu(preds, refs)
-    f1 = bertscore(preds, refs, preset)
-    return pd.DataFrame(dict(bleu=bleu, bertscore=f1, combined=combined(f1, bleu) if len(f1) else [], cosine=sentence_cosine(preds, refs)))
+    f1, cos = minilm_scores(preds, refs) if preset == 'tiny' else (bertscore(preds, refs, preset), sentence_cosine(preds, refs))
+    return pd.DataFrame(dict(bleu=bleu, bertscore=f1, combined=combined(f1, bleu) if len(f1) else [], cosine=cos))
 
 def text_metrics(preds:list[str], refs:list[str], preset:str='tiny') -> tuple[pd.DataFrame, dict]:
     "Per-pair scores, and corpus-level scores with every setting that made them."
@@ -132,6 +199,61 @@ def corpus_metrics(preds:list[str], refs:list[str], df:pd.DataFrame, # the pairs
 
 # %% ../nbs/06_metrics.ipynb
 CLIP_PAPER = 'openai/clip-vit-base-patch16'
+
+def _heads(x, h:int): return x.view(*x.shape[:2], h, -1).transpose(1, 2)        # (b, t, h*d) -> (b, h, t, d)
+def _merge(x): return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)    # (b, h, t, d) -> (b, t, h*d)
+
+@torch.no_grad()
+def shared_prefix_text_embeds(clip,                     # a transformers `CLIPModel`
+                              prefix:list[int],         # the token ids every text starts with (its start token included)
+                              suffixes:list[list[int]], # each text's ids after the prefix (its end token included)
+                              pad_id:int,
+                              batch_size:int=512,
+                             ) -> torch.Tensor|None:
+    """Normalised CLIP text embeddings of the texts `prefix + suffix` (the chain's candidates "prompt, label").
+    CLIP's text encoder is causal: the prefix's states never see what follows, so its keys and values are computed
+    once and only the suffixes run through the layers. None where a text's pooled token would lie in the prefix."""
+    tm = clip.text_model
+    L, n = len(prefix), len(suffixes)
+    if L < 1 or not n or min(len(s) for s in suffixes) < 1: return None
+    lens = np.array([len(s) for s in suffixes])
+    arr = np.full((n, lens.max()), pad_id, dtype=np.int64)
+    for i, s in enumerate(suffixes): arr[i, :len(s)] = s
+    if tm.eos_token_id == 2:                                        # such configs pool at the highest id (transformers' rule)
+        if not (arr.max(1) > max(prefix)).all(): return None
+        pool = arr.argmax(1)
+    else:                                                           # else at the first end token
+        hit = arr == tm.eos_token_id
+        if tm.eos_token_id in prefix or not hit.any(1).all(): return None
+        pool = hit.argmax(1)
+    dev, emb, layers = clip.device, tm.embeddings, tm.encoder.layers
+    pos = emb.position_embedding.weight
+    h = emb.token_embedding(torch.tensor([prefix], device=dev)) + pos[:L]
+    kv = []
+    for layer in layers:                                           # the prefix alone: an ordinary causal pass
+        a, x = layer.self_attn, layer.layer_norm1(h)
+        q, k, v = (_heads(p(x), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
+        kv.append((k, v))
+        h = h + a.out_proj(_merge(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)))
+        h = h + layer.mlp(layer.layer_norm2(h))
+    order = np.argsort(lens, kind='stable')                        # similar lengths together: little padding
+    arr, lens, pool, out = arr[order], lens[order], pool[order], []
+    for s in range(0, n, batch_size):
+        S = int(lens[s:s + batch_size].max())
+        h = emb.token_embedding(torch.from_numpy(arr[s:s + batch_size, :S]).to(dev)) + pos[L:L + S]
+        causal = torch.ones(S, S, dtype=torch.bool, device=dev).tril()
+        for layer, (kp, vp) in zip(layers, kv):
+            a, x = layer.self_attn, layer.layer_norm1(h)
+            q, k, v = (_heads(p(x), a.num_heads) for p in (a.q_proj, a.k_proj, a.v_proj))
+            scores = torch.cat([q @ kp.transpose(-1, -2), (q @ k.transpose(-1, -2)).masked_fill(~causal, float('-inf'))], -1) * a.scale
+            w = torch.softmax(scores.float(), -1).to(q.dtype)
+            h = h + a.out_proj(_merge(w[..., :L] @ vp + w[..., L:] @ v))
+            h = h + layer.mlp(layer.layer_norm2(h))
+        pooled = tm.final_layer_norm(h[torch.arange(len(h), device=dev), torch.from_numpy(pool[s:s + batch_size]).to(dev)])
+        out.append(clip.text_projection(pooled).float().cpu())
+    e = torch.empty(n, out[0].shape[1]); e[torch.from_numpy(order)] = torch.cat(out)
+    return torch.nn.functional.normalize(e, dim=-1)
+
 
 class ClipScorer:
     "CLIP image and text embeddings and 100·cosine between them."
@@ -177,6 +299,37 @@ class ClipScorer:
             enc = self.tokenizer(self._with_end(uniq[i:i+batch_size]), padding=True, truncation=True, max_length=self.max_length, return_tensors='pt').to(self.device)
             out.append(_features(self.model.get_text_features(**enc)).float().cpu())
         return torch.nn.functional.normalize(torch.cat(out), dim=-1)[index]
+
+    def suffix_ids(self, labels:list[str]) -> list[list[int]]:
+        "The ids of ', label' without start or end token, each label tokenized once (kept for the next prompts and images)."
+        if not hasattr(self, '_suffix'): self._suffix = {}
+        new = [l for l in dict.fromkeys(labels) if l not in self._suffix]
+        if new: self._suffix.update(zip(new, self.tokenizer([f', {l}' for l in new], add_special_tokens=False)['input_ids']))
+        return [self._suffix[l] for l in labels]
+
+    def candidate_embeds(self, prompt:str, phrases:list[str], max_length:int|None=None, batch_size:int=512) -> tuple[list[int], torch.Tensor|None]:
+        """The candidates "prompt, phrase" that fit `max_length` tokens (CLIP's by default): their indices in `phrases` and
+        their normalised text embeddings, the prompt's states computed once (`shared_prefix_text_embeds`). After a letter
+        or digit a comma starts a new token in CLIP's tokenizers (and a GPT-2 BPE's), so a candidate's ids are the
+        prompt's, then the phrase's ", phrase" ids, then the end token: each phrase is tokenized once. After other
+        characters (where "),"  could merge) the candidates are tokenized in full."""
+        max_length = max_length or self.max_length
+        if not prompt: ok = list(range(len(phrases))); return ok, (self.text_embeds(phrases, batch_size) if ok else None)
+        p_ids = self.token_ids([prompt])[0]
+        if prompt[-1:].isalnum():
+            suf = self.suffix_ids(phrases)
+            ok = [i for i, t in enumerate(suf) if len(p_ids) + len(t) <= max_length]
+            if not ok: return ok, None
+            prefix, sufs = p_ids[:-1], [suf[i] + p_ids[-1:] for i in ok]
+        else:
+            ids = self.token_ids([f'{prompt}, {p}' for p in phrases])
+            ok = [i for i, t in enumerate(ids) if len(t) <= max_length]
+            if not ok: return ok, None
+            L = min(len(p_ids) - 1, min(len(ids[i]) for i in ok) - 1)
+            while L and any(ids[i][:L] != ids[ok[0]][:L] for i in ok): L -= 1   # the part they all share
+            prefix, sufs = ids[ok[0]][:L], [ids[i][L:] for i in ok]
+        e = shared_prefix_text_embeds(self.model, prefix, sufs, self.tokenizer.pad_token_id or 0, batch_size)
+        return ok, (e if e is not None else self.text_embeds([f'{prompt}, {phrases[i]}' for i in ok], batch_size))
 
     def score_embeds(self, image_embeds:torch.Tensor, texts) -> torch.Tensor:
         "CLIP score of each (image, text) pair, from image embeddings already computed (`image_embeds`)."

@@ -99,31 +99,26 @@ def phrase_bank(train_prompts:list[str], modifiers=None, max_phrases:int=128, mi
 def interrogate(image_embeds:torch.Tensor,  # normalised CLIP image embeddings (n, d)
                 captions:list[str],         # each image's starting caption (a captioner's)
                 phrases:list[str],          # the bank (`phrase_bank`)
-                text_embeds,                # texts -> normalised CLIP text embeddings, e.g. `ClipScorer.text_embeds`
+                scorer,                     # its `text_embeds` and `candidate_embeds` (a `metrics.ClipScorer`)
                 max_phrases:int=6,          # at most this many appended
-                group:int=32,               # images whose candidates are embedded together (one call per step)
                ) -> list[dict]:
-    "For each image, the greedy chain of phrases that raises its CLIP similarity: the prompt and the score at each step."
+    """For each image, the greedy chain of phrases that raises its CLIP similarity: the prompt and the score at each
+    step. Each step's candidates "prompt, phrase" share the prompt's encoder states (`ClipScorer.candidate_embeds`)."""
+    ims, texts = image_embeds.float(), [c.strip() for c in captions]
+    start = scorer.text_embeds([t or ' ' for t in texts]).float()
     out = []
-    for g in range(0, len(captions), group):
-        ims = image_embeds[g:g + group].float()
-        texts = [c.strip() for c in captions[g:g + group]]
-        start = text_embeds([t or ' ' for t in texts]).float()
-        scores = [float(start[i] @ im) if t else -1.0 for i, (t, im) in enumerate(zip(texts, ims))]
-        steps, left, active = [[s] for s in scores], [list(phrases) for _ in texts], set(range(len(texts)))
+    for i, (text, im) in enumerate(zip(texts, ims)):
+        score, left = float(start[i] @ im) if text else -1.0, list(phrases)
+        steps = [score]
         for _ in range(max_phrases):
-            active = {i for i in active if left[i]}
-            if not active: break
-            order = sorted(active)
-            cands = {i: [f'{texts[i]}, {p}' if texts[i] else p for p in left[i]] for i in order}
-            emb = text_embeds([c for i in order for c in cands[i]]).float()
-            o = 0
-            for i in order:
-                s = emb[o:o + len(cands[i])] @ ims[i]; o += len(cands[i])
-                j = int(s.argmax())
-                if float(s[j]) <= scores[i]: active.discard(i); continue   # no phrase raises it: this chain is done
-                texts[i], scores[i] = cands[i][j], float(s[j]); steps[i].append(scores[i]); left[i].pop(j)
-        out += [dict(prompt=t, clip=s, steps=st) for t, s, st in zip(texts, scores, steps)]
+            ok, e = scorer.candidate_embeds(text, left) if left else ([], None)
+            if not ok: break                                        # nothing left, or nothing more fits CLIP's tokens
+            s = e.float() @ im
+            j = int(s.argmax())
+            if float(s[j]) <= score: break                          # no phrase raises it: this chain is done
+            text, score = f'{text}, {left[ok[j]]}' if text else left[ok[j]], float(s[j])
+            steps.append(score); left.pop(ok[j])
+        out.append(dict(prompt=text, clip=score, steps=steps))
     return out
 
 # %% ../nbs/13_systems.ipynb
@@ -207,7 +202,7 @@ class PromptSystems:
             pred, decoded = regress_prompts(self.regressor, image_embeds, self.bank, self.bank_sentence)
             return dict(prompts=decoded, embeds=pred)
         if captions is None or len(captions) != len(image_embeds): raise ValueError('the interrogator needs one caption per image')
-        return dict(prompts=[c['prompt'] for c in interrogate(image_embeds, captions, self.phrases, self.scorer.text_embeds, self.max_phrases)])
+        return dict(prompts=[c['prompt'] for c in interrogate(image_embeds, captions, self.phrases, self.scorer, self.max_phrases)])
 
     def save_pretrained(self, folder:Path|str) -> Path:
         "Tensors and head in safetensors, the bank and phrases and settings in JSON; the config last, so a folder with one is complete."

@@ -17,24 +17,33 @@ from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
 __all__ = ['PIXEL_CACHE_BYTES', 'log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS',
-           'STREAM_BUFFER', 'PixelRows', 'cache_pixels', 'pixel_values', 'CaptionCollator', 'with_features',
-           'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer', 'last_complete_checkpoint',
-           'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts', 'tag_words',
-           'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision', 'prepare_splits',
-           'check_streaming', 'prepare_stream_splits', 'run_name', 'train_run']
+           'STREAM_BUFFER', 'EncodedRows', 'PixelRows', 'cache_pixels', 'pixel_values', 'CaptionCollator',
+           'with_features', 'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer',
+           'last_complete_checkpoint', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts',
+           'tag_words', 'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision',
+           'prepare_splits', 'check_streaming', 'prepare_stream_splits', 'run_name', 'train_run']
 
 # %% ../nbs/04_train.ipynb
-PIXEL_CACHE_BYTES = 1 << 30   # the tiny preset's training split (2,004 images 64²) takes 94 MiB
+PIXEL_CACHE_BYTES = 1 << 30   # the tiny preset's training split (4,006 images 64²) takes 188 MiB
 
-class PixelRows(torch.utils.data.Dataset):
+class EncodedRows(torch.utils.data.Dataset):
+    """A dataset's rows with each image replaced by a tensor computed from it once (under `key`): its pixel values
+    (`PixelRows`), or a frozen encoder's outputs (`with_features`)."""
+    key = 'features'
+    def __init__(self, ds:Dataset, encode, batch_size:int=64):   # encode: a list of images -> a tensor with a row for each
+        self.columns = {c: column(ds, c) for c in ds.column_names if c != 'image'}
+        self.values = torch.cat([encode(ds[i:i + batch_size]['image']) for i in range(0, len(ds), batch_size)])
+    def __len__(self): return len(self.values)
+    def __getitem__(self, i): return {c: v[i] for c, v in self.columns.items()} | {self.key: self.values[i]}
+
+class PixelRows(EncodedRows):
     """A dataset's rows with each image's `pixel_values` computed once, in place of the image: the image processor gives
     the same pixels every epoch, and decoding and processing them again was a third of a tiny training step."""
+    key = 'pixel_values'
     def __init__(self, ds:Dataset, image_processor, batch_size:int=64):
-        self.columns = {c: column(ds, c) for c in ds.column_names if c != 'image'}
-        self.pixels = torch.cat([image_processor(images=ds[i:i + batch_size]['image'], return_tensors='pt')['pixel_values']
-                                 for i in range(0, len(ds), batch_size)])
-    def __len__(self): return len(self.pixels)
-    def __getitem__(self, i): return {c: v[i] for c, v in self.columns.items()} | {'pixel_values': self.pixels[i]}
+        super().__init__(ds, lambda ims: image_processor(images=ims, return_tensors='pt')['pixel_values'], batch_size)
+    @property
+    def pixels(self) -> torch.Tensor: return self.values
 
 def cache_pixels(ds, image_processor, max_bytes:int=PIXEL_CACHE_BYTES):
     "`ds` as `PixelRows` where its pixels fit in `max_bytes`; otherwise (a stream, or large images) `ds` itself, its images processed batch by batch."
@@ -42,8 +51,8 @@ def cache_pixels(ds, image_processor, max_bytes:int=PIXEL_CACHE_BYTES):
     one = image_processor(images=[ds[0]['image']], return_tensors='pt')['pixel_values']
     return PixelRows(ds, image_processor) if one.numel() * one.element_size() * len(ds) <= max_bytes else ds
 
-def pixel_values(rows, image_processor) -> torch.Tensor:
-    "A batch's pixel values: cached (`PixelRows`), or its images processed now."
+def pixel_values(rows, image_processor=None) -> torch.Tensor:
+    "A batch's pixel values: cached (`PixelRows`), or its images processed now (by `image_processor`)."
     if 'pixel_values' in rows[0]: return torch.stack([r['pixel_values'] for r in rows])
     return image_processor(images=[r['image'] for r in rows], return_tensors='pt')['pixel_values']
 
@@ -52,14 +61,13 @@ class CaptionCollator:
     def __init__(self, captioner:Captioner, max_length:int=128): self.cap, self.max_length = captioner, max_length
     def __call__(self, rows):
         if 'features' in rows[0]: inputs = self.cap.feature_inputs([r['features'] for r in rows])
-        elif 'pixel_values' in rows[0]: inputs = {'pixel_values': pixel_values(rows, None)}
+        elif 'pixel_values' in rows[0]: inputs = {'pixel_values': pixel_values(rows)}
         else: inputs = self.cap.image_inputs([r['image'] for r in rows])
         return inputs | self.cap.text_inputs([r['prompt'] for r in rows], max_length=self.max_length)
 
-def with_features(captioner:Captioner, ds:Dataset, batch_size:int=64) -> Dataset:
-    "`ds` with the frozen encoder's features of each image in a `features` column (computed once) instead of the image."
-    feats = torch.cat([captioner.encode_images(ds[i:i + batch_size]['image'], batch_size) for i in range(0, len(ds), batch_size)])
-    return ds.select_columns(['prompt', 'image_name']).add_column('features', feats.numpy().tolist())
+def with_features(captioner:Captioner, ds:Dataset, batch_size:int=64) -> EncodedRows:
+    "`ds`'s rows with the frozen encoder's outputs for each image (`Captioner.encode_images`, computed once) under `features`, in place of the image."
+    return EncodedRows(ds, lambda ims: captioner.encode_images(ims, batch_size), batch_size)
 
 # %% ../nbs/04_train.ipynb
 log = get_logger('imgcap2text.train')
@@ -219,7 +227,7 @@ class LMCollator:
         enc = self.tok(texts, padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
-def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=12, gpt2_epochs:int=6, clip_lr:float=5e-4, lr:float=2e-3,
+def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=6, gpt2_epochs:int=3, clip_lr:float=5e-4, lr:float=2e-3,
                           clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
     "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model); CLIP is then frozen, GPT-2 as configured."
     out, frozen = Path(out), captioner.model.config.freeze_gpt2
@@ -244,20 +252,28 @@ def tag_words(prompt) -> set[str]:
     "A prompt's words as tags: runs of lower-case letters."
     return set(re.findall(r'[a-z]+', str(prompt).lower()))
 
-def tag_vocabulary(prompts, min_count:int=5) -> list[str]:
-    "The words (`tag_words`) that occur in at least `min_count` of `prompts`, sorted: the tagging targets."
+def tag_vocabulary(prompts,
+                   min_count:int=5,      # a word is a tag if at least this many prompts have it …
+                   max_share:float=0.5,  # … and at most this share of them: a word in nearly every prompt ("on", "the") says nothing of its image
+                  ) -> list[str]:
+    "The words (`tag_words`) that occur in at least `min_count` and at most `max_share` of `prompts`, sorted: the tagging targets."
     from collections import Counter
     counts = Counter(w for p in prompts for w in tag_words(p))
-    return sorted(w for w, n in counts.items() if n >= min_count)
+    return sorted(w for w, n in counts.items() if min_count <= n <= max_share * len(prompts))
 
 class TagCollator:
-    "Images and the multi-hot vector of their prompt's words."
-    def __init__(self, image_processor, vocab:list[str]): self.ip, self.index = image_processor, {w: i for i, w in enumerate(vocab)}
+    """Images and the multi-hot vector of their prompt's words. A plural tags its singular too where both are tags
+    ("three stars" shows a star): the singular's tag then learns from every image of the thing, not from a share of them."""
+    def __init__(self, image_processor, vocab:list[str]):
+        self.ip, self.index = image_processor, {w: i for i, w in enumerate(vocab)}
+        self.singular = {w: w[:-1] for w in vocab if w.endswith('s') and w[:-1] in self.index}
+    def tags(self, prompt) -> list[int]:
+        "The tag indices of a prompt."
+        words = tag_words(prompt)
+        return sorted({self.index[w] for w in words | {self.singular[w] for w in words if w in self.singular} if w in self.index})
     def __call__(self, rows):
         labels = torch.zeros(len(rows), len(self.index))
-        for i, r in enumerate(rows):
-            for w in tag_words(r['prompt']):
-                if w in self.index: labels[i, self.index[w]] = 1
+        for i, r in enumerate(rows): labels[i, self.tags(r['prompt'])] = 1
         return dict(pixel_values=pixel_values(rows, self.ip), labels=labels)
 
 TAG_POOLS = ('mean', 'tokens')
@@ -286,7 +302,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
                     epochs:int=30,       # tagging epochs
                     lr:float=2e-3,
                     warmup:float=0.1,    # share of the steps of warm-up: without it the transformer never learns shape (see 03_models)
-                    batch_size:int=64,
+                    batch_size:int=32,   # smaller batches learn shape better from the same epochs (03_models' experiments)
                     min_count:int=5,     # a word is a tag if at least this many training prompts have it
                     pool:str='mean',     # 'mean': the head sees the tokens' mean, as a decoder attending evenly would; 'tokens': all of them
                     loss:str='softmax',  # 'softmax' (the prompt's tags as one distribution) or 'bce' (see `tag_loss`)
@@ -314,7 +330,7 @@ from .models import check_model, build_captioner, load_captioner
 from .generate import choose_decoding   # the decoding stored with a trained model
 
 DEFAULT_SOURCE = 'data/mini-diffusiondb'
-SYNTH_DEFAULTS = dict(n_prompts=2500, images_per_prompt=IMAGES_PER_PROMPT_2M, seed=0, size=64)   # about 3,300 images, 1,500 training prompts
+SYNTH_DEFAULTS = dict(n_prompts=5000, images_per_prompt=IMAGES_PER_PROMPT_2M, seed=0, size=64)   # 6,676 images, 3,000 training prompts
 
 def prepare_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or a hub subset on Colab
                    n:int|None=None,          # sample this many images
