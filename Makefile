@@ -18,14 +18,18 @@ TORCH ?= torch==2.13.0
 .PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks gpu-wheels
 install: $(STAMP)
 
+# uv installs the rest in seconds where pip took over a minute (the same versions); where uv cannot run, pip does it
+PIP_REST = $(BIN)/uv pip install -q --python $(BIN)/python
 $(STAMP): requirements.txt settings.ini setup.py
 	python3 -m venv $(VENV)
-	# torch first: the pinned CPU wheel if this machine has it, else the registry's build
+	# torch first, with pip: the pinned CPU wheel if this machine has it, else the registry's build
 	$(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -r requirements.txt "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"
+	$(BIN)/pip install -q uv || true
+	torch="torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"; \
+	  $(PIP_REST) -r requirements.txt "$$torch" || $(BIN)/pip install -q -r requirements.txt "$$torch"
 	# CLIP Interrogator's label tables: its wheel's data only (its module imports open_clip, which pulls torchvision and a CUDA torch)
-	$(BIN)/pip install -q --no-deps "clip-interrogator==0.6.0"
-	$(BIN)/pip install -q --no-deps -e .
+	$(PIP_REST) --no-deps "clip-interrogator==0.6.0" || $(BIN)/pip install -q --no-deps "clip-interrogator==0.6.0"
+	$(PIP_REST) --no-deps -e . || $(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 # data -> three models (split by prompt; BLIP also on the report's split by image) -> evaluation -> analysis -> figures -> PDF.
@@ -39,10 +43,11 @@ PM := $(BIN)/papermill --cwd nbs
 # retrieval from a prompt bank with no training run (split by prompt): the 10,282 real DiffusionDB prompts beside the clone, where they are
 BANK ?= $(wildcard $(CURDIR)/../shared/data/diffusiondb_prompts.csv)
 BANK_PARAM = $(if $(BANK),-p bank $(abspath $(BANK)))
-# Trainings and evaluations run in LANES parallel jobs of one thread each: the tiny models' small kernels keep a second
-# thread mostly waiting (2 threads train BLIP only 1.3x faster than 1), so two one-thread jobs side by side do nearly
-# twice the work of one two-thread job; two jobs of two threads each would slow each other many times over.
-LANES ?= 2
+# The data, the trainings and the evaluations run as parallel jobs of one thread each (JOBS at a time, LaTeX's install
+# among them while it lasts): the tiny models' small kernels keep a second thread mostly waiting (two threads train
+# BLIP only 1.3x faster than one), so two one-thread jobs side by side do nearly twice the work of one two-thread job;
+# two jobs of two threads each would slow each other many times over.
+JOBS ?= 3
 LANE := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PM) --no-progress-bar
 TRAINS := $(MODELS:%=train-%-prompt) $(SPLIT_IMAGE_MODELS:%=train-%-image)
 EVALS := $(MODELS:%=evaluate-%-prompt) $(SPLIT_IMAGE_MODELS:%=evaluate-%-image)
@@ -50,14 +55,15 @@ split_of = $(lastword $(subst -, ,$1))
 model_of = $(patsubst %-$(call split_of,$1),%,$1)
 demo: $(STAMP)
 	mkdir -p runs
-	$(PM) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
-	$(MAKE) -j$$(( $(LANES) + 1 )) latex-quietly train-clip-gpt2-prompt $(TRAINS) $(EVALS)
+	$(MAKE) -j$(JOBS) latex-quietly $(TRAINS) $(EVALS)
 	$(PM) nbs/analyse.ipynb runs/analyse.ipynb
 	$(MAKE) report
 	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/)"
 
-.PHONY: $(TRAINS) $(EVALS) latex-quietly
-$(TRAINS): train-%:
+.PHONY: demo-data $(TRAINS) $(EVALS) latex-quietly
+demo-data:
+	$(LANE) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
+$(TRAINS): train-%: demo-data
 	$(LANE) nbs/train.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*)
 # every evaluation scores with the clip-gpt2 run's CLIP
 $(EVALS): evaluate-%: train-% train-clip-gpt2-prompt

@@ -84,13 +84,21 @@ def synthetic_text_to_image(prompt:str, seed:int, steps:int, cfg:float, size:int
     from imgcap2text.synth import render
     return render(prompt, seed=seed, size=size, cfg=cfg, steps=steps)
 
-def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_to_image) -> list[float]:
-    "For each image of `ds`: render its predicted caption with the image's seed, steps and cfg; similarity to the original."
-    out = []
-    for cap, row in zip(captions, ds):
-        im = row['image']
-        out.append(pixel_similarity(im, text_to_image(cap if isinstance(cap, str) else '', int(row['seed']), int(row['step']), float(row['cfg']), im.width)))
-    return out
+def _regenerated(job) -> float:
+    "One regenerate-and-compare: (caption, seed, steps, cfg, original image, text_to_image) -> similarity."
+    cap, seed, step, cfg, im, text_to_image = job
+    return pixel_similarity(im, text_to_image(cap if isinstance(cap, str) else '', seed, step, cfg, im.width))
+
+def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_to_image,
+                          workers:int=1,   # processes that render (the synthetic renderer is pure Python: one per core)
+                         ) -> list[float]:
+    "For each image of `ds` (rows with image, seed, step, cfg): render its predicted caption with the image's seed, steps and cfg; similarity to the original."
+    jobs = [(cap, int(row['seed']), int(row['step']), float(row['cfg']), row['image'], text_to_image) for cap, row in zip(captions, ds)]
+    if workers <= 1 or len(jobs) < 64: return [_regenerated(j) for j in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of torch's threads
+        return list(pool.map(_regenerated, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
 
 # %% ../nbs/08_analysis.ipynb
 from .core import load_json, atomic_write, save_json
@@ -190,20 +198,28 @@ def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixe
                 clip_mean={p: float(g['clip'].mean()) for p, g in df.groupby('prefix', sort=False)},
                 n_images=len(test), corr_tokens_clip=float(np.corrcoef(main['n_tokens'], main['clip'])[0, 1]) if main['n_tokens'].nunique() > 1 else None)
 
-def regenerate_study(result_dirs:dict[str, Path], out:Path|str, seed:int=0) -> pd.DataFrame:
-    "Regenerate-and-compare for each evaluated run: every system's captions rendered with the original seeds."
-    rows, summary = [], []
+def regenerate_study(result_dirs:dict[str, Path], out:Path|str, seed:int=0,
+                     workers:int|None=None,   # rendering processes (None: one per core, at most 4)
+                    ) -> pd.DataFrame:
+    """Regenerate-and-compare for each evaluated run: every system's captions rendered with the original seeds. Each
+    distinct (image, caption) is rendered once: the runs of one split share their split's systems (prior, retrieval, ...)."""
+    import os
+    frames_of, rows_of = {}, {}   # (run, system) -> (images, captions); image -> its row (seed, steps, cfg, the image)
     for name, rdir in result_dirs.items():
-        test = load_run_splits(project_path('runs', rdir.name))['test']
+        test = load_run_splits(project_path('runs', rdir.name))['test'].select_columns(['image_name', 'image', 'seed', 'step', 'cfg'])
         frames = {'fine-tuned': pd.read_csv(rdir/'predictions.csv'), 'pre-trained': pd.read_csv(rdir/'predictions_pretrained.csv')}
-        base = pd.read_csv(rdir/'baselines.csv')
-        frames |= {k: g for k, g in base.groupby('system', sort=False)}
-        by_name = {r: i for i, r in enumerate(column(test, 'image_name'))}
-        for system, f in frames.items():
-            sub = test.select([by_name[x] for x in f.image])
-            sim = regenerate_similarity(f.caption.fillna('').tolist(), sub)
-            rows.append(pd.DataFrame(dict(run=name, system=system, image=f.image.values, similarity=sim)))
-            summary.append(dict(run=name, system=system) | bootstrap_ci(sim, seed=seed))
+        frames |= {k: g for k, g in pd.read_csv(rdir/'baselines.csv').groupby('system', sort=False)}
+        wanted = {im for f in frames.values() for im in f.image} - set(rows_of)
+        rows_of |= {r['image_name']: r for r in test if r['image_name'] in wanted}
+        for system, f in frames.items(): frames_of[name, system] = (f.image.tolist(), f.caption.fillna('').astype(str).tolist())
+    pairs = list(dict.fromkeys((im, cap) for images, caps in frames_of.values() for im, cap in zip(images, caps)))
+    sims = regenerate_similarity([cap for _, cap in pairs], [rows_of[im] for im, _ in pairs], workers=workers or min(os.cpu_count() or 1, 4))
+    sim_of = dict(zip(pairs, sims))
+    rows, summary = [], []
+    for (name, system), (images, caps) in frames_of.items():
+        sim = [sim_of[im, cap] for im, cap in zip(images, caps)]
+        rows.append(pd.DataFrame(dict(run=name, system=system, image=images, similarity=sim)))
+        summary.append(dict(run=name, system=system) | bootstrap_ci(sim, seed=seed))
     atomic_write(Path(out)/'regenerate_images.csv', pd.concat(rows).to_csv(index=False))
     s = pd.DataFrame(summary); atomic_write(Path(out)/'regenerate.csv', s.to_csv(index=False))
     return s

@@ -168,10 +168,10 @@ def recall_at(found:np.ndarray, exact:np.ndarray) -> float:
 # %% ../nbs/15_bank.ipynb
 def open_bank(bank:str,                       # 'diffusiondb', or a prompt corpus file
               scorer,                         # the `metrics.ClipScorer` whose text tower embeds it
-              cache:Path|str|None=None,       # folder of built banks (None: `interrogator.cache_folder()/banks`)
+              cache:Path|str|None=None,       # folder of built banks (None: `core.cache_folder()/banks`)
              ) -> PromptBank:
     "The bank `--bank` names, embedded with the scorer's CLIP: built once into the cache (the file's path, size and time and the CLIP key it), then opened."
-    from imgcap2text.interrogator import cache_folder
+    from imgcap2text.core import cache_folder
     if bank == 'diffusiondb': stamp = bank
     else:
         p = Path(bank).resolve()

@@ -10,8 +10,8 @@ from importlib import metadata
 import numpy as np
 
 # %% auto 0
-__all__ = ['USER_ERRORS', 'PROVENANCE_PACKAGES', 'project_root', 'project_path', 'check_choice', 'set_seed', 'get_device',
-           'cpu_has_bf16', 'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached',
+__all__ = ['USER_ERRORS', 'PROVENANCE_PACKAGES', 'project_root', 'project_path', 'cache_folder', 'check_choice', 'set_seed',
+           'get_device', 'cpu_has_bf16', 'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached',
            'require_hub', 'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'files_fingerprint',
            'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process', 'barrier',
            'get_logger']
@@ -29,6 +29,10 @@ def project_root(start:Path|str|None=None, # where to start looking; the working
 def project_path(*parts:str) -> Path:
     "A path under the project root, e.g. `project_path('runs', 'blip-tiny')`."
     return project_root().joinpath(*parts)
+
+def cache_folder() -> Path:
+    "Where what is computed once is kept (decoded datasets, label and bank embeddings): `$IMGCAP2TEXT_CACHE`, else ~/.cache/imgcap2text."
+    return Path(os.environ.get('IMGCAP2TEXT_CACHE') or Path.home()/'.cache'/'imgcap2text')
 
 # %% ../nbs/00_core.ipynb
 def check_choice(name:str,   # the parameter's name, for the message

@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
-from .core import check_choice, require_hub, hub_offline, HubUnavailable, save_json, sha256_text, get_logger
+from .core import check_choice, require_hub, hub_offline, HubUnavailable, save_json, sha256_text, get_logger, cache_folder
 
 # %% auto 0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_SIDE', 'MIN_SIDE', 'log', 'HUB_REPO', 'N_PARTS_2M', 'PART_SIZE', 'HUB_SUBSETS',
@@ -182,6 +182,7 @@ FEATURES = Features(dict(image=datasets.Image(), prompt=Value('string'), seed=Va
 def _generate(job):
     "Decode the chosen records' images in order; stop after `n` good ones."
     zips, records, n, max_pixels, skips = (job[k] for k in ('zips', 'records', 'n', 'max_pixels', 'skips'))
+    job['ran'].append(True)   # tells `load_diffusiondb` that the images were decoded now, not read from the cache
     by_part, kept = {}, 0
     try:
         for rec in records:
@@ -225,9 +226,17 @@ def load_diffusiondb(source:str|Path,          # a folder in DiffusionDB's layou
     if not records: raise ValueError(f'no usable images in {source} (skipped: {dict(skips)})')
     order = np.random.default_rng(seed).permutation(len(records)) if n is not None else range(len(records))
     records = [records[i] for i in order]
-    ds = Dataset.from_generator(_generate, features=FEATURES, cache_dir=tempfile.mkdtemp(prefix='imgcap2text-ds-'),
+    # decoded once per machine: `datasets` keeps the result under a hash of the job (records, parts' sizes and times), and
+    # every later process (each training and evaluation of a run) reads it back memory-mapped instead of decoding again
+    before, ran = Counter(skips), []
+    stamps = sorted((str(z), Path(z).stat().st_size, Path(z).stat().st_mtime_ns) for z in by_id.values())
+    ds = Dataset.from_generator(_generate, features=FEATURES, cache_dir=str(cache_folder()/'datasets'),
                                 # one `job` dict: `datasets` would shard a list-valued argument into one call per item
-                                gen_kwargs=dict(job=dict(zips=by_id, records=records, n=n, max_pixels=max_pixels, skips=skips)))
+                                gen_kwargs=dict(job=dict(zips=by_id, records=records, n=n, max_pixels=max_pixels, skips=skips, ran=ran, stamps=stamps)))
+    found = Path(ds.cache_files[0]['filename']).parent/'skipped_images.json' if ds.cache_files else None
+    if found is not None:   # the images the decoding skipped, kept beside it: a cached dataset reports them as a decoded one
+        if ran: save_json(dict(skips - before), found)
+        elif found.exists(): skips.update(json.loads(found.read_text()))
     skipped = {k: v for k, v in skips.items() if v}
     if skipped: log.warning(f'load_diffusiondb({source}): skipped {sum(skipped.values())} members: {skipped}')
     return ds

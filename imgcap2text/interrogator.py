@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import check_choice, get_logger, sha256_text, show_progress
+from .core import check_choice, get_logger, sha256_text, show_progress, cache_folder
 
 # %% auto 0
 __all__ = ['log', 'MODES', 'SD_CLIPS', 'TRENDING_SITES', 'TABLE_FILES', 'trending_phrases', 'clip_interrogator_data', 'blocked',
-           'load_label_tables', 'resolve_clip', 'top_indices', 'cache_folder', 'LabelTable', 'Interrogator']
+           'load_label_tables', 'resolve_clip', 'top_indices', 'LabelTable', 'Interrogator']
 
 # %% ../nbs/14_interrogator.ipynb
 log = get_logger('imgcap2text.interrogator')
@@ -95,11 +95,6 @@ def top_indices(queries:torch.Tensor, embeds:torch.Tensor, k:int, reverse:bool=F
         vals.append(v); idx.append(i + s)
     v, i = torch.cat(vals, 1), torch.cat(idx, 1)
     return i.gather(1, v.topk(min(k, v.shape[1]), dim=1).indices)
-
-def cache_folder() -> Path:
-    "Where embeddings computed once are kept: `$IMGCAP2TEXT_CACHE`, else ~/.cache/imgcap2text."
-    import os
-    return Path(os.environ.get('IMGCAP2TEXT_CACHE') or Path.home()/'.cache'/'imgcap2text')
 
 class LabelTable:
     "Labels and their normalised CLIP text embeddings (fp16), computed once per CLIP and cached on disk."

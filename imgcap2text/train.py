@@ -306,6 +306,7 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
                     min_count:int=5,     # a word is a tag if at least this many training prompts have it
                     pool:str='mean',     # 'mean': the head sees the tokens' mean, as a decoder attending evenly would; 'tokens': all of them
                     loss:str='softmax',  # 'softmax' (the prompt's tags as one distribution) or 'bce' (see `tag_loss`)
+                    n_eval:int=512,      # validation images the tagging loss is measured on after each epoch (a diagnostic: the last epoch is kept)
                     seed:int=42) -> dict:
     "Tiny preset: train the captioner's vision tower to tag its images with their prompts' words; returns the history."
     vocab = tag_vocabulary(column(dsd['train'], 'prompt'), min_count)
@@ -317,7 +318,8 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     data = lambda d: cache_pixels(d.select_columns(['image', 'prompt']), captioner.image_processor)
     # the last epoch, not the lowest validation loss: that is reached early, once the base rates of the invisible words are
     # learnt, and rises as the head memorises them, while the visual words (position, count) are learnt only later
-    tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(dsd['validation']), out,
+    val = dsd['validation'].select(range(min(n_eval, len(dsd['validation']))))
+    tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(val), out,
                      epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', warmup=warmup, batch_size=batch_size, seed=seed, keep='last', bf16='auto')
     return dict(tags=len(vocab), min_count=min_count, pool=pool, loss=loss, warmup=warmup, history=tr.history)
 
