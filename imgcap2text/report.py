@@ -76,6 +76,8 @@ def collect_numbers(results:Path|str) -> dict:
         for part, share in (m.get('shown') or {}).items(): v[(run, 'shown', part)] = share
         v[(run, 'bertscore model')] = m['settings']['bertscore']['model']
         v[(run, 'bleu signature')] = m['settings']['bleu']['corpus']
+    data = results/'data'/'summary.json'   # the data driver's: the dataset's size
+    if data.exists(): v[('data', 'prompts')], v[('data', 'images')] = load_json(data)['prompts'], load_json(data)['images']
     curve = project_path('benchmarks', 'learning_curve.json')
     if curve.exists():   # `make learning-curve`: the smallest and the largest run
         rows = sorted(load_json(curve)['rows'], key=lambda r: r['train_prompts'])

@@ -227,7 +227,7 @@ class LMCollator:
         enc = self.tok(texts, padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
-def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=6, gpt2_epochs:int=3, clip_lr:float=5e-4, lr:float=2e-3,
+def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=6, gpt2_epochs:int=2, clip_lr:float=5e-4, lr:float=2e-3,
                           clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
     "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model); CLIP is then frozen, GPT-2 as configured."
     out, frozen = Path(out), captioner.model.config.freeze_gpt2
