@@ -154,8 +154,8 @@ class ClipGpt2Captioner(Captioner):
         ce = inputs['clip_embeds'].to(self.device)
         pre = torch.tensor([self._prefix_ids(prefix)] * len(ce), dtype=torch.long, device=self.device)
         embeds = m.embed(ce, pre)
-        with warnings.catch_warnings():   # a repetition penalty on the new tokens alone is what we want: the prompt is the image
-            warnings.filterwarnings('ignore', message='Passing `repetition_penalty` with `inputs_embeds`')
+        with warnings.catch_warnings():   # a repetition penalty or n-gram block on the new tokens alone is what we want: the prompt is the image
+            warnings.filterwarnings('ignore', message='Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`')
             out = m.gpt.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
                                  eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id, **decoding)
         # from embeddings, generate returns only the new tokens: put the prefix in front, as the other captioners have it
