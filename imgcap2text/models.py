@@ -283,6 +283,7 @@ class BlipWithConvStem(BlipForConditionalGeneration):
         super().__init__(config)
         install_conv_stem(self.vision_model.embeddings, 'patch_embedding', config.vision_config)
     def forward(self, pixel_values=None, input_ids=None, attention_mask=None, labels=None, image_embeds=None, **kwargs):
+        "`BlipForConditionalGeneration.forward`, or from the vision tower's outputs (`image_embeds`) where they are given."
         if image_embeds is None: return super().forward(pixel_values, input_ids, attention_mask, labels, **kwargs)
         # as BlipForConditionalGeneration.forward after its vision model
         out = self.text_decoder(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds, labels=labels, reduction='mean', **kwargs)
