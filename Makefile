@@ -137,10 +137,10 @@ bench: $(STAMP)
 	$(BIN)/python tools/benchmarks.py
 	$(BIN)/python tools/readme.py
 
-# how much data fine-tuning needs: BLIP on 250 ... 5,000 distinct prompts (tools/learning_curve.py, about 15 min on 2 cores);
+# how much data fine-tuning needs: BLIP on 250 ... 7,500 distinct prompts (tools/learning_curve.py, two points at a time);
 # benchmarks/learning_curve.{json,md} are kept in git, and the report draws the figure from them
 learning-curve: $(STAMP)
-	$(BIN)/python tools/learning_curve.py
+	$(BIN)/python tools/learning_curve.py --jobs 2
 
 clean:
 	rm -rf runs results figures/*.pdf figures/*.png figures/data report/build report/generated
