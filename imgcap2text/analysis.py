@@ -172,7 +172,9 @@ def write_leaderboard(results:Path|str, preset:str='tiny', out:Path|str|None=Non
 # %% ../nbs/08_analysis.ipynb
 from pathlib import Path
 from .core import project_path, load_json, save_json, atomic_write, get_logger, provenance
-from .evaluation import load_run_splits, default_clip, bootstrap_ci
+from .evaluation import bootstrap_ci
+from .data import load_run_splits
+from .metrics import default_clip
 from .metrics import clip_scorer
 from .models import load_captioner, MODELS
 from . import plots

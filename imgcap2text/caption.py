@@ -11,15 +11,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
 from .data import load_image, BadImage, IMAGE_EXTS, HUB_SUBSETS, stream_diffusiondb, part_name
-from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS
+from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
-__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_model', 'is_pretrained', 'load_any_captioner',
-           'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts', 'is_zero_shot',
-           'check_system', 'needs_captions', 'load_system', 'answer_images', 'hub_streams', 'stream_items',
-           'caption_paths']
+__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_run', 'ZeroShot', 'system_clip',
+           'zero_shot_system', 'system_prompts', 'is_zero_shot', 'check_system', 'needs_captions', 'load_system',
+           'answer_images', 'hub_streams', 'stream_items', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
@@ -55,32 +54,6 @@ def iter_inputs(paths:list[str]) -> tuple[list[tuple[str, callable]], list[tuple
     for k, r in items:
         if k not in seen: seen.add(k); out.append((k, r))
     return out, missing
-
-# %% ../nbs/05a_caption.ipynb
-def resolve_model(model:str) -> Path:
-    "The saved-captioner folder meant by `model`."
-    p = Path(model)
-    for cand in (p, p/'model'):
-        if (cand/'captioner.json').exists(): return cand
-    if model in MODELS:
-        run = project_path('runs', f'{model}-tiny', 'model')
-        if (run/'captioner.json').exists(): return run
-        raise FileNotFoundError(f'no trained {model} run at {run}: train it with `imgcap2text train --model {model}` '
-                                'or pass a run folder')
-    raise FileNotFoundError(f'{model!r} is neither a saved captioner, a run folder, a pretrained checkpoint (a hub id such as '
-                            f'Salesforce/blip-image-captioning-base, or its folder), nor one of {", ".join(MODELS)}')
-
-def is_pretrained(model:str) -> bool:
-    "Whether `model` names a pretrained checkpoint: a folder with a `config.json` and no `captioner.json`, or a hub id (owner/name) that is no path here."
-    p = Path(model)
-    if p.is_dir(): return (p/'config.json').exists() and not any((c/'captioner.json').exists() for c in (p, p/'model'))
-    return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', model)) and not Path(p.parts[0]).exists() and model not in MODELS
-
-def load_any_captioner(model:str,                # anything `--model` takes
-                       precision:str|None=None,  # one of PRECISIONS
-                      ) -> Captioner:
-    "The captioner `model` names: saved, a run's, a registry name's default run, or a pretrained checkpoint (zero-shot)."
-    return load_pretrained(model, precision) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
 
 # %% ../nbs/05a_caption.ipynb
 COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy']
@@ -126,7 +99,7 @@ def system_clip(clip:str|None, model:str) -> str:
     try: run = resolve_run(model)
     except FileNotFoundError: return resolve_clip(None)
     from imgcap2text.core import load_json
-    from imgcap2text.evaluation import default_clip
+    from imgcap2text.metrics import default_clip
     return default_clip(load_json(run/'summary.json')['config']['preset'])
 
 def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None) -> ZeroShot:

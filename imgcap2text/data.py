@@ -19,8 +19,8 @@ __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_SIDE', 'MIN_SIDE', 'log', 'HUB_REPO'
            'OFFLINE_HINT', 'FEATURES', 'SPLITS', 'SPLITS_BY', 'part_name', 'write_part', 'BadImage', 'to_rgb',
            'load_image', 'clean_prompt', 'scan_part', 'hub_parts', 'download_parts', 'load_diffusiondb',
            'normalise_prompt', 'column', 'split_dataset', 'leakage', 'split_manifest', 'save_split_manifest',
-           'apply_split_manifest', 'stream_diffusiondb', 'stream_split_of', 'stream_split', 'stream_held_out',
-           'stream_manifest']
+           'apply_split_manifest', 'load_run_splits', 'stream_diffusiondb', 'stream_split_of', 'stream_split',
+           'stream_held_out', 'stream_manifest']
 
 # %% ../nbs/01_data.ipynb
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
@@ -317,6 +317,23 @@ def apply_split_manifest(ds:Dataset, manifest:dict|Path|str) -> DatasetDict:
         if missing: raise ValueError(f'{len(missing)} images of split {s!r} are not in the dataset, e.g. {missing[:3]}')
         out[s] = ds.select(sorted(index[x] for x in names))
     return DatasetDict(out)
+
+# %% ../nbs/01_data.ipynb
+from functools import lru_cache
+from .core import load_json, project_path
+
+@lru_cache(maxsize=4)
+def _run_dataset(source:str, n:int|None, seed:int, version) -> 'Dataset':
+    "A run's dataset, read once per process for all runs that share it (`version`: the folder's mtime, so a rewrite is re-read)."
+    return load_diffusiondb(source, n=n, seed=seed)
+
+def load_run_splits(run:Path|str):
+    "The exact train/validation/test splits of a training run (its data, read once per process, and its split manifest)."
+    run = Path(run); rc = load_json(run/'summary.json')['config']
+    src = rc['source'] if rc['source'] in HUB_SUBSETS or Path(rc['source']).is_absolute() else project_path(rc['source'])
+    version = Path(src).stat().st_mtime_ns if Path(src).exists() else None
+    return apply_split_manifest(_run_dataset(str(src), rc['n'], rc['seed'], version), run/'split.json')
+
 
 # %% ../nbs/01_data.ipynb
 def _stream_part(part:int|Path, keep_parts:bool, tmp:Path) -> tuple[Path, bool]:

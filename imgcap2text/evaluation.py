@@ -22,8 +22,7 @@ __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_
            'METRIC_SCALES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
            'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
            'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
-           'example_rows', 'table2', 'offline_clip_path', 'load_run_splits', 'default_clip', 'write_visibility',
-           'read_visibility', 'split_results', 'evaluate_run']
+           'example_rows', 'table2', 'write_visibility', 'read_visibility', 'split_results', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
@@ -222,34 +221,10 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
 
 # %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner
-from .data import load_diffusiondb, apply_split_manifest, HUB_SUBSETS
+from .data import load_diffusiondb, apply_split_manifest, HUB_SUBSETS, load_run_splits
+from .metrics import offline_clip_path, default_clip
 from .core import sha256_text
 from . import __version__
-
-def offline_clip_path() -> Path:
-    "The offline CLIP scorer: the tiny CLIP of the default clip-gpt2 run."
-    p = project_path('runs', 'clip-gpt2-tiny', 'model', 'clip')
-    if not (p/'config.json').exists():
-        raise FileNotFoundError(f'no offline CLIP scorer at {p}: it is the tiny CLIP trained by the clip-gpt2 run. Train it first with '
-                                '`papermill nbs/train.ipynb runs/train-clip-gpt2.ipynb --cwd nbs -p model clip-gpt2` (make demo does), '
-                                "or pass clip='openai/clip-vit-base-patch16' with the hub")
-    return p
-
-@lru_cache(maxsize=4)
-def _run_dataset(source:str, n:int|None, seed:int, version) -> 'Dataset':
-    "A run's dataset, read once per process for all runs that share it (`version`: the folder's mtime, so a rewrite is re-read)."
-    return load_diffusiondb(source, n=n, seed=seed)
-
-def load_run_splits(run:Path|str):
-    "The exact train/validation/test splits of a training run (its data, read once per process, and its split manifest)."
-    run = Path(run); rc = load_json(run/'summary.json')['config']
-    src = rc['source'] if rc['source'] in HUB_SUBSETS or Path(rc['source']).is_absolute() else project_path(rc['source'])
-    version = Path(src).stat().st_mtime_ns if Path(src).exists() else None
-    return apply_split_manifest(_run_dataset(str(src), rc['n'], rc['seed'], version), run/'split.json')
-
-def default_clip(metric_preset:str='tiny') -> str:
-    "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
-    return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
 
 def write_visibility(path:Path|str, names:list[str], visible:list[dict|None]):
     "`visibility.csv`: for each test image, which parts it shows (`image_visibility`; empty where the prompt is not synthetic)."

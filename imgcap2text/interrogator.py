@@ -81,7 +81,7 @@ def resolve_clip(clip:str|None=None) -> str:
     from imgcap2text.core import hub_offline
     if clip is None:
         if not hub_offline(): return SD_CLIPS['sd1']
-        from imgcap2text.evaluation import offline_clip_path
+        from imgcap2text.metrics import offline_clip_path
         return str(offline_clip_path())
     return SD_CLIPS.get(clip, clip)
 
@@ -148,14 +148,14 @@ class Interrogator:
 
     @classmethod
     def load(cls, clip:str|None=None,            # sd1 | sd2 | sdxl | a hub id | a CLIP folder; None: `resolve_clip`
-             caption_model=None,                 # a captioner, or anything `caption.load_any_captioner` takes (None: none, give captions)
+             caption_model=None,                 # a captioner, or anything `models.load_any_captioner` takes (None: none, give captions)
              tables:str|Path|None=None,          # a folder of the five tables (None: clip-interrogator's, else the shipped ones)
              blocklist:list[str]=(), cache:Path|str|None=None, precision:str|None=None, progress:bool|None=None, **kw) -> Interrogator:
         "The CLIP, the captioner and the tables with their embeddings (computed once per CLIP, then read from the cache)."
         from imgcap2text.metrics import clip_scorer
         scorer = clip_scorer(resolve_clip(clip))
         if isinstance(caption_model, (str, Path)):
-            from imgcap2text.caption import load_any_captioner
+            from imgcap2text.models import load_any_captioner
             caption_model = load_any_captioner(str(caption_model), precision)
         t = load_label_tables(tables, blocklist)
         embedded = {name: LabelTable.embed(labels, scorer, name, cache, progress=progress) for name, labels in t['tables'].items()}

@@ -17,7 +17,7 @@ __all__ = ['MINILM', 'METRIC_PRESETS', 'BERTSCORE_SETTINGS', 'COMBINED_WEIGHTS',
            'corpus_bleu', 'sentence_bleu', 'bert_scorer', 'bertscore_settings', 'bertscore', 'combined',
            'sentence_model', 'unique_rows', 'sentence_embeds', 'sentence_cosine', 'minilm_states', 'greedy_f1',
            'minilm_scores', 'text_scores', 'text_metrics', 'corpus_metrics', 'shared_prefix_text_embeds', 'ClipScorer',
-           'clip_scorer', 'ew_clip_score', 'clip_per_token', 'clip_columns']
+           'clip_scorer', 'ew_clip_score', 'clip_per_token', 'clip_columns', 'offline_clip_path', 'default_clip']
 
 # %% ../nbs/06_metrics.ipynb
 def corpus_bleu(preds:list[str], refs:list[str]|list[list[str]]) -> dict:
@@ -362,3 +362,20 @@ def clip_columns(scorer:ClipScorer, image_embeds:torch.Tensor, texts, n_tokens,
     clip = scorer.score_embeds(image_embeds, list(texts)).numpy().astype(float)
     ew = ew_clip_score(clip, mean_entropy, vocab_size) if vocab_size and mean_entropy is not None else np.full(len(clip), np.nan)
     return dict(clip=clip, clip_per_token=clip_per_token(clip, n_tokens), ew_clip=ew)
+
+# %% ../nbs/06_metrics.ipynb
+from .core import project_path
+
+def offline_clip_path() -> Path:
+    "The offline CLIP scorer: the tiny CLIP of the default clip-gpt2 run."
+    p = project_path('runs', 'clip-gpt2-tiny', 'model', 'clip')
+    if not (p/'config.json').exists():
+        raise FileNotFoundError(f'no offline CLIP scorer at {p}: it is the tiny CLIP trained by the clip-gpt2 run. Train it first with '
+                                '`papermill nbs/train.ipynb runs/train-clip-gpt2.ipynb --cwd nbs -p model clip-gpt2` (make demo does), '
+                                "or pass clip='openai/clip-vit-base-patch16' with the hub")
+    return p
+
+def default_clip(metric_preset:str='tiny') -> str:
+    "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
+    return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
+

@@ -25,7 +25,8 @@ __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES'
            'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner', 'tiny_vision_config', 'ConvStem',
            'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem', 'BlipCaptioner',
            'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
-           'checkpoint_decoding', 'load_pretrained', 'experiments_table']
+           'checkpoint_decoding', 'load_pretrained', 'resolve_model', 'is_pretrained', 'load_any_captioner',
+           'experiments_table']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -455,6 +456,34 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
     cap = captioner_class(name).from_pretrained(checkpoint, 'paper')
     cap.decoding = checkpoint_decoding(checkpoint)
     return cap.to(device=get_device(), precision=precision)
+
+# %% ../nbs/03_models.ipynb
+from .core import project_path
+
+def resolve_model(model:str) -> Path:
+    "The saved-captioner folder meant by `model`."
+    p = Path(model)
+    for cand in (p, p/'model'):
+        if (cand/'captioner.json').exists(): return cand
+    if model in MODELS:
+        run = project_path('runs', f'{model}-tiny', 'model')
+        if (run/'captioner.json').exists(): return run
+        raise FileNotFoundError(f'no trained {model} run at {run}: train it with `imgcap2text train --model {model}` '
+                                'or pass a run folder')
+    raise FileNotFoundError(f'{model!r} is neither a saved captioner, a run folder, a pretrained checkpoint (a hub id such as '
+                            f'Salesforce/blip-image-captioning-base, or its folder), nor one of {", ".join(MODELS)}')
+
+def is_pretrained(model:str) -> bool:
+    "Whether `model` names a pretrained checkpoint: a folder with a `config.json` and no `captioner.json`, or a hub id (owner/name) that is no path here."
+    p = Path(model)
+    if p.is_dir(): return (p/'config.json').exists() and not any((c/'captioner.json').exists() for c in (p, p/'model'))
+    return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', model)) and not Path(p.parts[0]).exists() and model not in MODELS
+
+def load_any_captioner(model:str,                # anything `--model` takes
+                       precision:str|None=None,  # one of PRECISIONS
+                      ) -> Captioner:
+    "The captioner `model` names: saved, a run's, a registry name's default run, or a pretrained checkpoint (zero-shot)."
+    return load_pretrained(model, precision) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
 
 # %% ../nbs/03_models.ipynb
 def experiments_table(name:str) -> 'pd.DataFrame':

@@ -236,14 +236,15 @@ def systems_fingerprint(run:Path|str, clip:str) -> str:
     return sha256_text((Path(run)/'split.json').read_text() + files_fingerprint(clip))
 
 def run_systems(run:Path|str,                   # a training run folder (runs/<run>)
-                scorer=None,                    # a `metrics.ClipScorer`; None: the run's preset's (`evaluation.default_clip`)
+                scorer=None,                    # a `metrics.ClipScorer`; None: the run's preset's (`metrics.default_clip`)
                 im_train:torch.Tensor|None=None, train_prompts:list[str]|None=None,   # already computed, if at hand
                 seed:int=42,
                 force:bool=False,               # refit even if saved ones match
                ) -> PromptSystems:
     "The run's fitted systems: loaded from runs/<run>/systems/ (or from a run of the same split and CLIP) when they match, else fitted and saved."
     from imgcap2text.core import load_json, is_main_process
-    from imgcap2text.evaluation import default_clip, load_run_splits
+    from imgcap2text.metrics import default_clip
+    from imgcap2text.data import load_run_splits
     from imgcap2text.metrics import clip_scorer
     run = Path(run); folder = run/'systems'
     if not (run/'split.json').exists(): raise FileNotFoundError(f'{run} is not a training run (no split.json): train it first')
