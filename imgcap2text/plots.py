@@ -14,7 +14,8 @@ from .core import atomic_write
 # %% auto 0
 __all__ = ['COLUMN_WIDTH', 'STYLE', 'PALETTE', 'PART_COLOURS', 'LEARNING_CURVE_PARTS', 'set_style', 'write_dat', 'save_figure',
            'plot_histogram', 'plot_prompt_lengths', 'plot_loss_curves', 'plot_clip_histogram', 'plot_tokens_vs_clip',
-           'plot_top_bottom', 'plot_prefix_matrix', 'plot_prefix_ranking', 'plot_learning_curve', 'plot_leaderboard']
+           'plot_top_bottom', 'plot_prefix_matrix', 'plot_prefix_ranking', 'thin_tick_labels', 'tick_label_overlaps',
+           'plot_learning_curve', 'plot_leaderboard']
 
 # %% ../nbs/09_plots.ipynb
 COLUMN_WIDTH = 3.4  # inches: one column of the report
@@ -154,6 +155,24 @@ def plot_prefix_ranking(ranking:pd.DataFrame, folder:Path|str='figures', name:st
 # %% ../nbs/09_plots.ipynb
 LEARNING_CURVE_PARTS = ('count', 'colour', 'shape', 'position', 'background', 'style', 'lighting')
 
+def _shown_tick_boxes(ax):
+    "The x tick labels' boxes as drawn, right to left, with the labels."
+    fig = ax.figure; fig.canvas.draw(); r = fig.canvas.get_renderer()
+    shown = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    return sorted(((t.get_window_extent(r), t) for t in shown), key=lambda p: -p[0].x0)
+
+def thin_tick_labels(ax, gap:float=2):   # points between two labels
+    "Hide the x tick labels that would print over the next one to their right (runs close on a log axis); the largest stays."
+    kept = None
+    for box, t in _shown_tick_boxes(ax):
+        if kept is not None and box.x1 + gap > kept.x0: t.set_visible(False)
+        else: kept = box
+
+def tick_label_overlaps(ax) -> int:
+    "How many pairs of neighbouring x tick labels print over each other."
+    boxes = [b for b, _ in _shown_tick_boxes(ax)]
+    return sum(right.x0 < left.x1 for right, left in zip(boxes, boxes[1:]))
+
 def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, combined(_lo/_hi), oracle, and each part's accuracy
                         folder:Path|str='figures', name:str='learning_curve', label:str='fine-tuned') -> pd.DataFrame:
     "Combined (with interval and the oracle's) and visible-part accuracy against distinct training prompts; returns the plotted table."
@@ -166,8 +185,9 @@ def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, 
     a.set(xscale='log', xlabel='distinct training prompts', ylabel='Combined'); a.legend()
     for part, colour in zip(LEARNING_CURVE_PARTS, PART_COLOURS): b.plot(x, df[part], marker='.', color=colour, label=part)
     b.set(xscale='log', xlabel='distinct training prompts', ylabel='visible-part accuracy', ylim=(0, 1.02)); b.legend(ncol=2, fontsize=6)
-    for ax in (a, b):   # ticks at the runs' sizes, written out: a log axis's own minor labels print over each other
-        ax.minorticks_off(); ax.set_xticks(list(x), [f'{v:,}' for v in x])
+    for ax in (a, b):   # ticks at the runs' sizes, written short: a log axis's own minor labels print over each other
+        ax.minorticks_off(); ax.set_xticks(list(x), [f'{v:,}' if v < 1000 else f'{v / 1000:.1f}k'.replace('.0k', 'k') for v in x])
+        thin_tick_labels(ax)
     t = df[['train_prompts', 'combined', 'combined_lo', 'combined_hi', 'oracle', *LEARNING_CURVE_PARTS]].reset_index(drop=True)
     save_figure(fig, name, folder, t)
     return t
