@@ -31,7 +31,7 @@ SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regre
            'interrogator (zero-shot)', 'oracle')
 # they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run)
 SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'oracle')
-ZERO_SHOT_IMAGES = 64    # test images the zero-shot interrogator answers (best mode, about 1 s an image with the tiny CLIP on one thread)
+ZERO_SHOT_IMAGES = 32    # test images the zero-shot interrogator answers (best mode: 1.5 s an image with the tiny CLIP on one thread, at the demo's end)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
 
