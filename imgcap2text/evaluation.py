@@ -6,7 +6,6 @@
 from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
@@ -221,8 +220,8 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
 
 # %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner
-from .data import load_diffusiondb, apply_split_manifest, HUB_SUBSETS, load_run_splits
-from .metrics import offline_clip_path, default_clip
+from .data import load_run_splits
+from .metrics import default_clip
 from .core import sha256_text
 from . import __version__
 

@@ -199,7 +199,8 @@ def bench_systems(rows, run='runs/blip-tiny'):
     test split, against what the evaluation already spends captioning that split with the fine-tuned BLIP."""
     from imgcap2text.core import project_path
     from imgcap2text.data import column
-    from imgcap2text.evaluation import load_run_splits, caption_frame
+    from imgcap2text.data import load_run_splits
+    from imgcap2text.evaluation import caption_frame
     from imgcap2text.models import load_captioner
     from imgcap2text.systems import PromptSystems, run_systems
     run = project_path(run)
@@ -222,7 +223,9 @@ def bench_scoring(rows, run='blip-tiny'):
     of its own, against all of them in one pass (`evaluation.score_frames`: each distinct text embedded once), and
     against one pass over the three systems left when the split's own ones come from another run (`split_results`)."""
     from imgcap2text.core import project_path
-    from imgcap2text.evaluation import load_run_splits, default_clip, score_frame, score_frames, SYSTEMS, SPLIT_SYSTEMS
+    from imgcap2text.data import load_run_splits
+    from imgcap2text.metrics import default_clip
+    from imgcap2text.evaluation import score_frame, score_frames, SYSTEMS, SPLIT_SYSTEMS
     from imgcap2text.metrics import clip_scorer
     out = project_path('results', run)
     if not (out/'metrics.json').exists(): print(f'bench_scoring: skipped, no evaluation at {out} (run `make demo` first)'); return

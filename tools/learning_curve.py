@@ -21,8 +21,8 @@ from imgcap2text.train import train_run, SYNTH_DEFAULTS
 from imgcap2text.models import load_captioner, check_model
 from imgcap2text.generate import generate_captions
 from imgcap2text.metrics import text_scores
-from imgcap2text.evaluation import (load_run_splits, image_visibility, visible_accuracy, oracle_captions, bootstrap_ci,
-                                    VISIBLE_PARTS)
+from imgcap2text.data import load_run_splits
+from imgcap2text.evaluation import image_visibility, visible_accuracy, oracle_captions, bootstrap_ci, VISIBLE_PARTS
 from imgcap2text import plots
 
 def point(model, n_prompts, seed=42):
