@@ -4,56 +4,22 @@
 
 # %% ../nbs/05a_caption.ipynb 4
 from __future__ import annotations
-import glob, io, itertools, re, time, zipfile
+import glob, itertools, time
 from collections import Counter
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
-from .data import load_image, BadImage, IMAGE_EXTS, HUB_SUBSETS, stream_diffusiondb, part_name
+from .data import load_image, BadImage, HUB_SUBSETS, stream_diffusiondb, part_name
+from .inputs import iter_inputs, ZIP_LIMITS, ZipLimits
 from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
-__all__ = ['log', 'CAPTION_EXTS', 'COLUMNS', 'ANSWERERS', 'iter_inputs', 'resolve_run', 'ZeroShot', 'system_clip',
-           'zero_shot_system', 'system_prompts', 'is_zero_shot', 'check_system', 'needs_captions', 'load_system',
-           'answer_images', 'hub_streams', 'stream_items', 'caption_paths']
-
-# %% ../nbs/05a_caption.ipynb
-CAPTION_EXTS = IMAGE_EXTS + ('.gif', '.bmp', '.tif', '.tiff')   # what a folder or zip contributes
-
-def _zip_members(z:Path):
-    with zipfile.ZipFile(z) as zf: names = [n for n in zf.namelist() if n.lower().endswith(CAPTION_EXTS)]
-    def reader(n):
-        def read():
-            with zipfile.ZipFile(z) as zf: return zf.read(n)
-        return read
-    return [(f'{z}::{n}', reader(n)) for n in sorted(names)]
-
-def iter_inputs(paths:list[str]) -> tuple[list[tuple[str, callable]], list[tuple[str, str]]]:
-    "Expand files, folders (recursive), globs and part zips into (key, read-bytes) pairs; and (path, reason) for what is missing."
-    items, missing = [], []
-    def add_file(p:Path, named:bool):
-        if p.suffix.lower() == '.zip':
-            try: items.extend(_zip_members(p))
-            except zipfile.BadZipFile: missing.append((str(p), 'not a readable zip'))
-        elif named or p.suffix.lower() in CAPTION_EXTS: items.append((str(p), p.read_bytes))
-    for arg in paths:
-        p = Path(arg)
-        if p.is_dir():
-            for f in sorted(q for q in p.rglob('*') if q.is_file()): add_file(f, False)
-        elif p.is_file(): add_file(p, True)
-        elif any(c in arg for c in '*?['):
-            hits = sorted(glob.glob(arg, recursive=True))
-            if not hits: missing.append((arg, 'the pattern matches no file'))
-            for h in hits:
-                if Path(h).is_file(): add_file(Path(h), False)
-        else: missing.append((arg, 'no such file or folder'))
-    seen, out = set(), []
-    for k, r in items:
-        if k not in seen: seen.add(k); out.append((k, r))
-    return out, missing
+__all__ = ['log', 'COLUMNS', 'ANSWERERS', 'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts',
+           'is_zero_shot', 'check_system', 'needs_captions', 'load_system', 'answer_images', 'hub_streams',
+           'stream_items', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
 COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy']
@@ -191,6 +157,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   clip:str|None=None,          # zero-shot systems' CLIP: sd1 | sd2 | sdxl | a hub id | a folder (unset: `system_clip`)
                   caption_model:str|None=None, # interrogator: the captioner of its starting captions (any `model` value; unset: `model`)
                   tables:str|None=None,        # interrogator: a folder of label tables, or 'run' for the run's fitted phrases (unset: CLIP Interrogator's)
+                  zip_limits:ZipLimits=ZIP_LIMITS, # what a zip may hold (`inputs.ZipLimits`), checked before anything is decompressed
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
@@ -202,7 +169,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     out, (rank, world) = Path(out), dist_rank_world()
     subsets, paths = hub_streams(paths)
     if subsets and world > 1: raise ValueError(f'{", ".join(subsets)}: a hub subset is captioned as a stream, in one process; under torchrun pass its part zips')
-    items, skipped = iter_inputs(paths)
+    items, skipped = iter_inputs(paths, zip_limits)
     done = _read_captions(out)
     barrier()   # every process has read what is done before any process writes
     have = set(done['image'])

@@ -11,7 +11,7 @@ from .core import USER_ERRORS
 from .synth import write_mini_diffusiondb, IMAGES_PER_PROMPT_2M
 
 # %% auto 0
-__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'app', 'main']
+__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'app', 'command_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -55,7 +55,7 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
 
 # %% ../nbs/11_cli.ipynb
 def caption(paths:str,                  # images, folders (recursive), globs, DiffusionDB part zips, or a DiffusionDB hub subset (2m_random_1k: streamed part by part)
-            model:str='blip',           # a saved captioner, a run folder, a registry name (its default run), or a pretrained hub id or folder
+            model:str=None,             # a saved captioner, a run folder, a registry name (its default run), or a pretrained hub id or folder (unset: `models.default_model`, as the app's)
             out:str='captions.csv',     # CSV to write; rerun on it to continue
             batch_size:int=16,
             beams:int=None,             # 1: greedy; unset: the decoding chosen on validation (else the report's)
@@ -71,30 +71,59 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
            ):
     "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
     from imgcap2text.caption import caption_paths
-    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
+    from imgcap2text.models import default_model
+    r = caption_paths(paths, model or default_model(), out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
                       caption_model=caption_model, tables=tables)
     print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}, {len(r['skipped'])} skipped")
     for k, why in r['skipped']: print(f'  skipped {k}: {why}')
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
 
 # %% ../nbs/11_cli.ipynb
+from .offer import Limits
+
 def app(host:str='127.0.0.1',     # the address to serve on (0.0.0.0: every interface)
         port:int=7860,
-        share:bool_arg=False,     # a public gradio.live link too (needs the internet; on Colab)
-        model:str=None,           # the default captioner: a run, a registry name or a hub id (unset: the demo's best run, else BLIP's checkpoint)
+        share:bool_arg=False,     # a public gradio.live link too (needs the internet; on Colab): add --auth
+        model:str=None,           # captioners clients may choose, NAME=RUN_OR_HUB_ID or RUN_OR_HUB_ID, the default first (unset: the demo's runs, the best first, else BLIP's checkpoint)
+        bank:str=None,            # prompt banks for retrieval, NAME=PATH or PATH (unset: diffusiondb, the hub's DiffusionDB prompts)
+        allow_any_model:bool_arg=False, # clients may also type any run folder or hub id (alone on your machine; --share never implies it)
+        auth:str=None,            # USER:PASS, or a file of USER:PASS lines: a sign-in
         clip:str=None,            # the zero-shot systems' and the scores' CLIP (unset: the run's; offline the demo's tiny CLIP)
         tables:str=None,          # the interrogator's label tables folder (unset: CLIP Interrogator's)
         regenerate:str='synthetic', # synthetic | none: render each recovered prompt beside its image
+        max_file_mb:float=Limits.max_file_mb,     # one uploaded file, MiB (refused before it is stored)
+        max_files:int=Limits.max_files,           # files in one request
+        max_images:int=Limits.max_images,         # images in one request, zips' members included
+        zip_members:int=Limits.zip_members,       # entries in one zip
+        zip_member_mb:float=Limits.zip_member_mb, # one zip member uncompressed, MiB
+        zip_total_mb:float=Limits.zip_total_mb,   # one zip's images uncompressed, MiB
+        zip_ratio:float=Limits.zip_ratio,         # a zip member's compression ratio (where over 1 MiB)
+        max_pixels:int=Limits.max_pixels,         # an image's width x height, read before decoding
        ):
-    "Serve the web app: drop images, compare the systems, download the CSV (and the API endpoint /recover)."
+    "Serve the web app: drop images, compare the systems, download the CSV (and the API endpoint /recover); clients choose only what you offer."
     from imgcap2text.app import launch_app, REGENERATORS
     from imgcap2text.core import check_choice
+    from imgcap2text.offer import Offer, parse_auth
     check_choice('regenerate', regenerate, REGENERATORS)
-    launch_app(host, port, share, model, clip, tables, regenerate)
+    limits = Limits(max_file_mb, max_files, max_images, zip_members, zip_member_mb, zip_total_mb, zip_ratio, max_pixels)
+    offer = Offer.launch(model, bank, allow_any_model)   # before anything is served: a bad list fails here
+    launch_app(host, port, share, offer, clip, tables, regenerate, limits, parse_auth(auth))
     return 0
 
 # %% ../nbs/11_cli.ipynb
 COMMANDS = {'synth': synth, 'train': train, 'caption': caption, 'app': app}
+
+def command_parser(name:str):
+    "The argparse parser of command `name`, from its signature and docments."
+    f = COMMANDS[name]
+    parser = anno_parser(f, prog=f'imgcap2text {name}')
+    parser.allow_abbrev = False   # else argparse reads `--mode best` as `--model best`
+    for a in parser._actions:
+        if (f, a.dest) in ((caption, 'paths'), (app, 'model'), (app, 'bank')): a.nargs = '+'   # several values: argparse's nargs, which annotations cannot say
+        if a.type is bool_arg: a.nargs, a.const = '?', True     # `--share` alone, as well as `--share true`
+        for o in list(a.option_strings):                        # --batch-size as well as --batch_size
+            if o.startswith('--') and '_' in o: a.option_strings.append(o.replace('_', '-')); parser._option_string_actions[o.replace('_', '-')] = a
+    return parser
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `imgcap2text` command; `--debug` (or `IMGCAP2TEXT_DEBUG=1`) shows a user error's traceback."
@@ -106,13 +135,7 @@ def main(argv:list[str]|None=None) -> int:
         for name, f in COMMANDS.items(): print(f'  {name:10s} {f.__doc__}')
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     f = COMMANDS[argv[0]]
-    parser = anno_parser(f, prog=f'imgcap2text {argv[0]}')
-    parser.allow_abbrev = False   # else argparse reads `--mode best` as `--model best`
-    for a in parser._actions:
-        if f is caption and a.dest == 'paths': a.nargs = '+'   # several paths: argparse's nargs, which annotations cannot say
-        for o in list(a.option_strings):                        # --batch-size as well as --batch_size
-            if o.startswith('--') and '_' in o: a.option_strings.append(o.replace('_', '-')); parser._option_string_actions[o.replace('_', '-')] = a
-    args = vars(parser.parse_args(argv[1:]))
+    args = vars(command_parser(argv[0]).parse_args(argv[1:]))
     for k in ('pdb', 'xtra'): args.pop(k, None)  # fastcore's debugging options
     try: return f(**args)
     except USER_ERRORS as e:

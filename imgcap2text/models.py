@@ -21,12 +21,12 @@ from .core import check_choice, require_hub, get_logger, get_device
 
 # %% auto 0
 __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES', 'CAPTIONERS', 'PRETRAINED_TYPES',
-           'DECODING_KEYS', 'ModelSpec', 'check_model', 'train_bpe_tokenizer', 'train_wordpiece_tokenizer',
-           'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner', 'tiny_vision_config', 'ConvStem',
-           'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem', 'BlipCaptioner',
-           'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
+           'DECODING_KEYS', 'PRETRAINED_DEFAULT', 'ModelSpec', 'check_model', 'train_bpe_tokenizer',
+           'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner',
+           'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem',
+           'BlipCaptioner', 'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
            'checkpoint_decoding', 'load_pretrained', 'resolve_model', 'is_pretrained', 'load_any_captioner',
-           'experiments_table']
+           'trained_runs', 'run_model_name', 'default_model', 'experiments_table']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -484,6 +484,29 @@ def load_any_captioner(model:str,                # anything `--model` takes
                       ) -> Captioner:
     "The captioner `model` names: saved, a run's, a registry name's default run, or a pretrained checkpoint (zero-shot)."
     return load_pretrained(model, precision) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
+
+# %% ../nbs/03_models.ipynb
+PRETRAINED_DEFAULT = 'Salesforce/blip-image-captioning-base'   # the captioner of a user with no run
+
+def trained_runs() -> list[str]:
+    "The project's training runs that hold a saved captioner (runs/<run>/model), by name."
+    return sorted(p.parent.parent.name for p in project_path('runs').glob('*/model/captioner.json'))
+
+def run_model_name(run:str) -> str:
+    "How `--model` names a run: its registry name for a model's default run (`blip` for runs/blip-tiny), else its folder."
+    m = run.removesuffix('-tiny')
+    return m if m in MODELS and run == f'{m}-tiny' else str(project_path('runs', run))
+
+def default_model() -> str:
+    "The captioner used where none is named: the best fine-tuned run on the leaderboard, else the first trained registry model, else `PRETRAINED_DEFAULT`."
+    runs = trained_runs()
+    board = project_path('results', 'leaderboard', 'leaderboard.csv')
+    if board.exists():
+        import pandas as pd
+        b = pd.read_csv(board)
+        for src in b[b.source.str.endswith(':fine-tuned')].sort_values('combined', ascending=False, kind='stable').source:
+            if (run := src.rsplit(':', 1)[0]) in runs: return run_model_name(run)
+    return next((m for m in MODELS if f'{m}-tiny' in runs), PRETRAINED_DEFAULT)
 
 # %% ../nbs/03_models.ipynb
 def experiments_table(name:str) -> 'pd.DataFrame':

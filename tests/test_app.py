@@ -42,8 +42,8 @@ def server(world):
     env = dict(os.environ, IMGCAP2TEXT_CACHE=str(d/'cache'), IMGCAP2TEXT_HOME=str(d), HF_HUB_OFFLINE='1', IMGCAP2TEXT_GUARD_LOG=str(log),
                PYTHONPATH=os.pathsep.join([str(guard_dir(d/'guard')), os.environ.get('PYTHONPATH', '')]))
     env.pop('GRADIO_ANALYTICS_ENABLED', None)   # the app turns analytics off itself
-    p = subprocess.Popen(['imgcap2text', 'app', '--port', str(port), '--model', str(d/'blip'), '--clip', str(d/'cg'/'clip'),
-                          '--tables', str(d/'tables')], env=env, cwd=d, stdout=open(d/'app.log', 'w'), stderr=subprocess.STDOUT)
+    p = subprocess.Popen(['imgcap2text', 'app', '--port', str(port), '--model', str(d/'blip'), '--bank', f'corpus={d/"corpus.txt"}',
+                          '--clip', str(d/'cg'/'clip'), '--tables', str(d/'tables')], env=env, cwd=d, stdout=open(d/'app.log', 'w'), stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     for _ in range(240):
         try: urllib.request.urlopen(url, timeout=2); break
@@ -99,8 +99,8 @@ def test_page_recovers_two_systems_reports_the_corrupt_file_and_downloads_the_cs
     b.find_element('css selector', '#i2t-files input[type=file]').send_keys('\n'.join(str(p) for p in (d/'imgs'/'0.png', d/'imgs'/'1.png', d/'broken.png')))
     wait_for(b, '#i2t-files', 'broken', 60)   # its name, shown as stem and extension
     b.find_element('xpath', "//*[@id='i2t-systems']//label[contains(., 'retrieval')]").click()
-    bank = b.find_element('css selector', '#i2t-bank textarea, #i2t-bank input')
-    bank.send_keys(str(d/'corpus.txt'))
+    bank = b.find_element('css selector', '#i2t-bank input')   # a menu of the banks the launcher offered, by name
+    bank.click(); bank.send_keys(Keys.CONTROL, 'a'); bank.send_keys('corpus', Keys.ENTER)
     b.find_element('css selector', '#i2t-go').click()
     wait_for(b, '#i2t-status', 'answered')
     # every chosen system's answer, per image, equals the command line's
@@ -127,12 +127,16 @@ def test_page_recovers_two_systems_reports_the_corrupt_file_and_downloads_the_cs
         assert dict(zip(got.image, got.caption)) == want[s]
     assert b.find_elements('css selector', '#i2t-regen img'), 'the regenerated view shows images'
     SCREENSHOT.parent.mkdir(exist_ok=True); b.save_screenshot(str(SCREENSHOT))
-    # a missing run is a message in the page, and the page goes on serving
+    # the captioner menu takes only what the launcher offered: a typed path does not stay, and the offered run answers
     model = b.find_element('css selector', '#i2t-model input')
-    model.send_keys(Keys.CONTROL, 'a'); model.send_keys(str(d/'no-such-run'), Keys.ENTER)
+    model.click(); model.send_keys(Keys.CONTROL, 'a'); model.send_keys('/etc/passwd', Keys.ENTER); model.send_keys(Keys.TAB)
+    time.sleep(1)
+    assert model.get_attribute('value') == 'blip', model.get_attribute('value')
     b.find_element('xpath', "//*[@id='i2t-systems']//label[contains(., 'retrieval')]").click()   # the captioner alone
     b.find_element('css selector', '#i2t-go').click()
-    wait_for(b, '#i2t-status .i2t-error', 'no-such-run')
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(b, 180).until(lambda b: not b.find_elements('css selector', "tr.i2t-answer[data-system='retrieval']"))
+    assert [r.text for r in b.find_elements('css selector', "tr.i2t-answer[data-system='captioner'] .i2t-prompt")] == [want['captioner'][n] for n in ('0.png', '1.png')]
     # nothing beyond this machine: no request, and no error in the console
     errors = [e for e in b.get_log('browser') if e['level'] == 'SEVERE']
     assert not errors, errors
@@ -148,12 +152,12 @@ def test_api_answers_as_the_command_line(world, server):
     client = Client(url, verbose=False)
     want = cli_captions(d, 'captioner')
     assert client.predict(handle_file(str(d/'imgs'/'0.png')), api_name='/recover') == want['0.png']   # the defaults: the run, the captioner
-    got = client.predict(handle_file(str(d/'imgs'/'1.png')), str(d/'blip'), 'retrieval', 'best', str(d/'corpus.txt'), api_name='/recover')
+    got = client.predict(handle_file(str(d/'imgs'/'1.png')), 'blip', 'retrieval', 'best', 'corpus', api_name='/recover')
     assert got == cli_captions(d, 'retrieval', '--bank', str(d/'corpus.txt'))['1.png']
     # bad input: a message, not a hang
     for args, message in [((handle_file(str(d/'broken.png')),), 'cannot identify image file'),
-                          ((handle_file(str(d/'imgs'/'0.png')), 'Salesforce/blip-image-captioning-large'), 'needs the Hugging Face Hub'),
-                          ((handle_file(str(d/'imgs'/'0.png')), str(d/'blip'), 'oracle'), 'not in the list of choices')]:
+                          ((handle_file(str(d/'imgs'/'0.png')), 'Salesforce/blip-image-captioning-large'), 'not in the list of choices'),
+                          ((handle_file(str(d/'imgs'/'0.png')), 'blip', 'oracle'), 'not in the list of choices')]:
         with pytest.raises(Exception, match=message): client.predict(*args, api_name='/recover')
     # a 10000 x 10000 image is shrunk as it is decoded and answered
     from PIL import Image

@@ -368,7 +368,7 @@ def app_load(app_url:str, paths:list[str], clients:int, per_client:int, timeout:
                 wall=wall, rate=clients * per_client / wall)
 
 def bench_app(rows, clients=16, per_client=4, max_batch=8):
-    """The web app's API under load (16_app): `clients` concurrent gradio_client clients against 127.0.0.1, each asking
+    """The web app's API under load (17_app): `clients` concurrent gradio_client clients against 127.0.0.1, each asking
     /recover for `per_client` images, with the API's requests answered together (up to `max_batch`) against one at a
     time. The demo's BLIP where it is trained, else an untrained one of the same size (speed, not quality)."""
     import socket
