@@ -40,6 +40,12 @@ SPLIT_IMAGE_MODELS ?= blip
 # distinct prompts of the mini-DiffusionDB a fresh demo makes (default 5,000: 6,676 images); 7500 gives the seed report's 10k images
 DEMO_PROMPTS ?=
 PM := $(BIN)/papermill --cwd nbs
+# each stage of the demo is timed (tools/stage.py: runs/timings/<stage>.json); the demo's clock starts when make does, install included
+ifndef DEMO_T0
+DEMO_T0 := $(shell date +%s.%N)
+export DEMO_T0
+endif
+STAGE = $(BIN)/python tools/stage.py run
 # retrieval from a prompt bank with no training run (split by prompt): the 10,282 real DiffusionDB prompts beside the clone, where they are
 BANK ?= $(wildcard $(CURDIR)/../shared/data/diffusiondb_prompts.csv)
 BANK_PARAM = $(if $(BANK),-p bank $(abspath $(BANK)))
@@ -48,33 +54,34 @@ BANK_PARAM = $(if $(BANK),-p bank $(abspath $(BANK)))
 # BLIP only 1.3x faster than one), so two one-thread jobs side by side do nearly twice the work of one two-thread job;
 # two jobs of two threads each would slow each other many times over.
 JOBS ?= 3
-LANE := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PM) --no-progress-bar
+LANE := env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PM) --no-progress-bar
 TRAINS := $(MODELS:%=train-%-prompt) $(SPLIT_IMAGE_MODELS:%=train-%-image)
 EVALS := $(MODELS:%=evaluate-%-prompt) $(SPLIT_IMAGE_MODELS:%=evaluate-%-image)
 split_of = $(lastword $(subst -, ,$1))
 model_of = $(patsubst %-$(call split_of,$1),%,$1)
 demo: $(STAMP)
-	mkdir -p runs
+	rm -rf runs/timings; mkdir -p runs
 	$(MAKE) -j$(JOBS) latex-quietly $(TRAINS) $(EVALS)
-	$(PM) nbs/analyse.ipynb runs/analyse.ipynb
+	$(STAGE) analyse -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb
 	$(MAKE) report
-	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/)"
+	@$(BIN)/python tools/stage.py summary --t0 $(DEMO_T0)
+	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/; each stage's time: runs/timings/summary.md)"
 
 .PHONY: demo-data $(TRAINS) $(EVALS) latex-quietly
 demo-data:
-	$(LANE) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
+	$(STAGE) data -- $(LANE) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
 $(TRAINS): train-%: demo-data
-	$(LANE) nbs/train.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*)
+	$(STAGE) $@ -- $(LANE) nbs/train.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*)
 # every evaluation scores with the clip-gpt2 run's CLIP
 $(EVALS): evaluate-%: train-% train-clip-gpt2-prompt
-	$(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*) $(if $(filter prompt,$(call split_of,$*)),$(BANK_PARAM))
+	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*) $(if $(filter prompt,$(call split_of,$*)),$(BANK_PARAM))
 # the first evaluation of a split scores the split's own systems (prior, retrieval, regression, oracle, ...); the others reuse them
 $(filter-out evaluate-clip-gpt2-prompt,$(MODELS:%=evaluate-%-prompt)): evaluate-clip-gpt2-prompt
 
 # the PDF from results/ and figures/; LaTeX is installed first where apt-get can (root), else we say what to install
 report: $(STAMP) latex
 	mkdir -p runs
-	$(PM) nbs/report.ipynb runs/report.ipynb
+	$(STAGE) report -- $(PM) nbs/report.ipynb runs/report.ipynb
 
 LATEX_PKGS := latexmk texlive-latex-recommended texlive-pictures texlive-fonts-recommended texlive-latex-extra
 latex:
@@ -84,7 +91,7 @@ latex:
 	  else echo "LaTeX is missing: install it with  sudo apt-get install --no-install-recommends $(LATEX_PKGS)  (macOS: MacTeX)"; exit 1; fi; fi
 # the demo installs LaTeX while it trains (it waits on the network and the disk, not on the cores); where it cannot, `report` says what to install
 latex-quietly:
-	-@$(MAKE) --no-print-directory latex >/dev/null 2>&1
+	-@$(STAGE) latex -- $(MAKE) --no-print-directory latex >/dev/null 2>&1
 
 test: $(STAMP) latex docs
 	# two notebooks at a time, a thread each: two torch kernels on 2 cores with a thread per core each slow each other many times over
