@@ -29,6 +29,8 @@ $(STAMP): requirements.txt settings.ini setup.py
 	  $(PIP_REST) -r requirements.txt "$$torch" || $(BIN)/pip install -q -r requirements.txt "$$torch"
 	# CLIP Interrogator's label tables: its wheel's data only (its module imports open_clip, which pulls torchvision and a CUDA torch)
 	$(PIP_REST) --no-deps "clip-interrogator==0.6.0" || $(BIN)/pip install -q --no-deps "clip-interrogator==0.6.0"
+	# CLIP's own BPE (OpenAI's, as open-clip-torch ships it) for exact CLIP token counts offline: its data only, as above
+	$(PIP_REST) --no-deps "open-clip-torch==3.3.0" || $(BIN)/pip install -q --no-deps "open-clip-torch==3.3.0"
 	$(PIP_REST) --no-deps -e . || $(BIN)/pip install -q --no-deps -e .
 	touch $@
 

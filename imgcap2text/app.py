@@ -13,14 +13,16 @@ from .data import load_image, BadImage
 from .inputs import iter_inputs, CAPTION_EXTS
 from .models import load_any_captioner
 from .caption import ANSWERERS, COLUMNS, check_system, needs_captions, load_system, answer_images, system_clip
+from .sidecars import clip_token_counter
 from .offer import Offer, Limits, parse_auth, share_warning
+from .tagger import TagOptions
 log = get_logger('imgcap2text.app')
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'   # before gradio is imported: nothing leaves the machine
 
 # %% auto 0
 __all__ = ['log', 'REGENERATORS', 'COPY_JS', 'CSS', 'INTRO', 'input_name', 'read_uploads', 'Recoverer', 'write_csvs',
-           'regenerate', 'regenerated_pairs', 'thumbnail_uri', 'answers_html', 'status_html', 'MicroBatcher',
-           'recover_requests', 'build_app', 'launch_app']
+           'sidecar_name', 'write_sidecar_zips', 'regenerate', 'regenerated_pairs', 'thumbnail_uri', 'answers_html',
+           'status_html', 'MicroBatcher', 'recover_requests', 'build_app', 'launch_app']
 
 # %% ../nbs/17_app.ipynb
 def input_name(key:str) -> str:
@@ -66,10 +68,11 @@ class Recoverer:
         return self._get(('system', system, model, mode, bank), lambda: load_system(system, model, bank, mode, self.clip,
                                                                                     self.tables if system == 'interrogator' else None))
 
-    def check(self, systems:list[str], mode:str='best', model:str|None=None, bank:str|None=None) -> tuple[list[str], str, str|None]:
+    def check(self, systems:list[str], mode:str='best', model:str|None=None, bank:str|None=None, tagger:str|None=None) -> tuple[list[str], str, str|None]:
         """The chosen systems, and the captioner and bank the offer maps the client's choices to; a `ValueError` naming the
         valid choices for anything else (before any image is read or model loaded)."""
         model, bank = self.offer.model(model), self.offer.bank(bank)
+        if 'tagger' in (systems or []): self.offer.tagger(tagger)
         if not systems: raise ValueError(f'choose at least one system: {", ".join(ANSWERERS)}')
         for s in systems: check_system(s, mode, bank if s == 'retrieval' else None)
         return list(dict.fromkeys(systems)), model, bank
@@ -78,9 +81,11 @@ class Recoverer:
                 model:str|None=None,                    # a captioner the offer names (unset: its default)
                 systems=('captioner',), mode:str='best',
                 bank:str|None=None,                     # retrieval: a bank the offer names (unset: the run's training prompts)
+                tagger:str|None=None,                   # tagger: one the offer names (unset: its default)
+                tag_options=None,                       # tagger: thresholds (`tagger.TagOptions`; None: kohya's defaults)
                ) -> list[dict]:
         "One row per image and system: the answer in `COLUMNS`, its `system` and `clip` score, and the interrogator's `steps`."
-        systems, model, bank = self.check(list(systems), mode, model, bank)
+        systems, model, bank = self.check(list(systems), mode, model, bank, tagger)
         if len(images) > self.limits.max_images:
             raise ValueError(f'{len(images)} images in one request: at most {self.limits.max_images} (caption more with `imgcap2text caption`)')
         if not images: return []
@@ -94,10 +99,11 @@ class Recoverer:
             embeds = scorer.image_embeds(ims)
             rows = []
             for s in systems:
-                ans = answer_images(None, self.system(s, model, mode, bank if s == 'retrieval' else None), s, ims,
-                                    gens=gens if needs_captions(s, mode) else None)
+                ps = self.system(s, self.offer.tagger(tagger) if s == 'tagger' else model, mode, bank if s == 'retrieval' else None)
+                ans = answer_images(None, ps, s, ims, self.batch_size, gens=gens if needs_captions(s, mode) else None, tag_options=tag_options)
                 clip = scorer.score_embeds(embeds, [a['caption'] for a in ans]).tolist()
-                rows += [dict(image=n, system=s) | a | dict(clip=round(c, 4)) for n, a, c in zip(names, ans, clip)]
+                count = clip_token_counter() or (lambda t: None)
+                rows += [dict(image=n, system=s) | a | dict(clip=round(c, 4), clip_tokens=count(a['caption']), text=a['caption']) for n, a, c in zip(names, ans, clip)]
         return rows
 
 # %% ../nbs/17_app.ipynb
@@ -109,6 +115,22 @@ def write_csvs(rows:list[dict], folder:Path|str) -> list[str]:
     for s in dict.fromkeys(df.system) if len(df) else []:
         p = folder/f'prompts-{s}.csv'
         atomic_write(p, df[df.system == s][COLUMNS].to_csv(index=False)); out.append(str(p))
+    return out
+
+def sidecar_name(name:str, ext:str='txt') -> str:
+    "An upload's caption file inside the zip: `photo.txt`, or `folder/2.txt` for `folder.zip::folder/2.png`."
+    return Path(name.split('::', 1)[-1]).with_suffix('.' + ext).as_posix()
+
+def write_sidecar_zips(rows:list[dict], folder:Path|str, ext:str='txt') -> list[str]:
+    "`captions-<system>.zip` for each system: a caption file per image, named as the image, for a training folder."
+    import zipfile
+    folder, out = Path(folder), []
+    for s in dict.fromkeys(r['system'] for r in rows):
+        p = folder/f'captions-{s}.zip'
+        with zipfile.ZipFile(p, 'w', zipfile.ZIP_DEFLATED) as zf:
+            for r in rows:
+                if r['system'] == s: zf.writestr(sidecar_name(r['image'], ext), r['caption'] + '\n')
+        out.append(str(p))
     return out
 
 # %% ../nbs/17_app.ipynb
@@ -205,17 +227,18 @@ class MicroBatcher:
                 f.set_exception(r) if isinstance(r, BaseException) else f.set_result(r)
 
 def recover_requests(r:Recoverer, requests:list[tuple]) -> list:
-    "The API's batch: requests (image path, model, system, mode, bank) with the same choices answered in one `recover`."
+    "The API's batch: requests (image path, model, system, mode, bank[, tagger, general and character thresholds]) with the same choices answered in one `recover`."
     out, groups = [None] * len(requests), {}
-    for i, (path, model, system, mode, bank) in enumerate(requests):
-        try: r.check([system or 'captioner'], mode or 'best', model, bank)   # a choice not offered: refused before the image is read
+    for i, (path, model, system, mode, bank, *tagging) in enumerate(requests):
+        try: r.check([system or 'captioner'], mode or 'best', model, bank, (tagging or [None])[0])   # a choice not offered: refused before the image is read
         except USER_ERRORS as e: out[i] = e; continue
         try: out[i] = load_image(path, max_pixels=r.limits.max_pixels)
         except (BadImage, OSError) as e: out[i] = ValueError(f'{Path(path).name}: {e}'); continue
-        choice = (model, system, mode, bank)
-        groups.setdefault(tuple(c or None for c in choice), []).append(i)
-    for (model, system, mode, bank), idx in groups.items():
-        try: rows = r.recover([(str(i), out[i]) for i in idx], model, [system or 'captioner'], mode or 'best', bank)
+        choice = (model, system, mode, bank, *(tagging + [None, 0.35, 0.85][len(tagging):]))
+        groups.setdefault(tuple(None if c in ('', None) else c for c in choice), []).append(i)   # unset as None; a 0 threshold stays 0
+    for (model, system, mode, bank, tagger, general, character), idx in groups.items():
+        try: rows = r.recover([(str(i), out[i]) for i in idx], model, [system or 'captioner'], mode or 'best', bank, tagger,
+                              TagOptions(general if general is not None else 0.35, character if character is not None else 0.85))
         except Exception as e: rows = [e] * len(idx)
         for i, row in zip(idx, rows): out[i] = row if isinstance(row, Exception) else row['caption']
     return out
@@ -240,21 +263,22 @@ def build_app(recoverer:Recoverer|None=None,   # what answers (unset: a `Recover
     model_label = 'Captioner' + (': one offered, or any run or hub id' if o.allow_any_model else " (those this app's launcher offers)")
     bank_label = "Retrieval's prompt bank (those this app's launcher offers)"
 
-    def recover_page(files, model, systems, mode, bank):
+    def recover_page(files, model, systems, mode, bank, tagger=None, general=0.35, character=0.85):
         t0, images, bad = time.perf_counter(), [], []
         try:
-            systems = r.check(systems or [], mode, model, bank)[0]             # a choice not offered fails before any upload is read
+            systems = r.check(systems or [], mode, model, bank, tagger)[0]     # a choice not offered fails before any upload is read
             images, bad = read_uploads([getattr(f, 'path', f) for f in files or []], r.limits)
-            rows = r.recover(images, model, systems, mode, bank)
+            rows = r.recover(images, model, systems, mode, bank, tagger, TagOptions(float(general), float(character)))
         except USER_ERRORS as e: return status_html(0, bad, str(e)), '', None, []
         except Exception as e:                                                 # a bug: say so in the page, keep serving
             log.exception('recovering failed'); return status_html(0, bad, f'internal error: {type(e).__name__}: {e}'), '', None, []
-        csvs = write_csvs(rows, tempfile.mkdtemp(prefix='imgcap2text-app-')) or None
+        folder = tempfile.mkdtemp(prefix='imgcap2text-app-')
+        csvs = (write_csvs(rows, folder) + write_sidecar_zips(rows, folder)) or None
         return status_html(len(images), bad, seconds=time.perf_counter() - t0), answers_html(images, rows), csvs, regenerated_pairs(images, rows, regenerate_with)
 
-    def recover_api(image, model, system, mode, bank):
+    def recover_api(image, model, system, mode, bank, tagger=None, general=0.35, character=0.85):
         if image is None: raise gr.Error('no image')
-        try: return batcher((getattr(image, 'path', image), model, system, mode, bank))
+        try: return batcher((getattr(image, 'path', image), model, system, mode, bank, tagger, float(general), float(character)))
         except USER_ERRORS as e: raise gr.Error(str(e))
 
     with gr.Blocks(title='imgcap2text: recover the prompt', analytics_enabled=False) as app:
@@ -267,10 +291,14 @@ def build_app(recoverer:Recoverer|None=None,   # what answers (unset: a `Recover
                     systems = gr.CheckboxGroup(list(ANSWERERS), value=['captioner'], label='Systems', elem_id='i2t-systems')
                     mode = gr.Dropdown(list(MODES), value='best', label="The interrogator's mode (CLIP Interrogator's)", elem_id='i2t-mode')
                     bank = gr.Dropdown(o.bank_choices, value=o.bank_choices[0][1], label=bank_label, elem_id='i2t-bank')
+                    with gr.Row():
+                        tagger = gr.Dropdown(list(o.taggers), value=next(iter(o.taggers)), label="The tagger (a WD v3 tagger's)", elem_id='i2t-tagger')
+                        general = gr.Slider(0, 1, 0.35, step=0.01, label='General tags from', elem_id='i2t-general')
+                        character = gr.Slider(0, 1, 0.85, step=0.01, label='Character tags from', elem_id='i2t-character')
                     go = gr.Button('Recover prompts', variant='primary', elem_id='i2t-go')
             status = gr.HTML(elem_id='i2t-status', js_on_load=None)
             answers = gr.HTML(elem_id='i2t-answers', js_on_load=COPY_JS)
-            csvs = gr.File(label='Download: the CSV that `imgcap2text caption` writes, one per system', file_count='multiple',
+            csvs = gr.File(label="Download: the CSV that `imgcap2text caption` writes, and a zip of caption files (a .txt an image), one each per system", file_count='multiple',
                            interactive=False, elem_id='i2t-csv')
             regen = gr.Gallery(label='Each original beside the images its recovered prompts make (the synthetic renderer)', columns=6,
                                elem_id='i2t-regen', visible=regenerate_with != 'none')
@@ -282,13 +310,16 @@ def build_app(recoverer:Recoverer|None=None,   # what answers (unset: a `Recover
                     system1 = gr.Dropdown(list(ANSWERERS), value='captioner', label='System')
                     mode1 = gr.Dropdown(list(MODES), value='best', label="The interrogator's mode")
                     bank1 = gr.Dropdown(o.bank_choices, value=o.bank_choices[0][1], label=bank_label)
+                    tagger1 = gr.Dropdown(list(o.taggers), value=next(iter(o.taggers)), label="The tagger (a WD v3 tagger's)")
+                    general1 = gr.Slider(0, 1, 0.35, step=0.01, label='General tags from')
+                    character1 = gr.Slider(0, 1, 0.85, step=0.01, label='Character tags from')
                     one = gr.Button('Recover', variant='primary', elem_id='i2t-one')
             prompt = gr.Textbox(label='The recovered prompt', buttons=['copy'], elem_id='i2t-prompt')
             gr.Markdown("From a script: `gradio_client.Client(url).predict(handle_file('image.png'), api_name='/recover')` "
                         "returns this tab's answer with its defaults (the default run and system).")
-        go.click(recover_page, [files, model, systems, mode, bank], [status, answers, csvs, regen], api_name='recover_many',
+        go.click(recover_page, [files, model, systems, mode, bank, tagger, general, character], [status, answers, csvs, regen], api_name='recover_many',
                  concurrency_limit=1, concurrency_id='page')
-        one.click(recover_api, [image, model1, system1, mode1, bank1], prompt, api_name='recover',
+        one.click(recover_api, [image, model1, system1, mode1, bank1, tagger1, general1, character1], prompt, api_name='recover',
                   concurrency_limit=max_batch, concurrency_id='api')   # up to max_batch at once: the batcher answers them together
     app.queue(max_size=256)
     return app

@@ -9,20 +9,22 @@ from collections import Counter
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier
+from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier, load_json, save_json, provenance
 from .data import load_image, BadImage, HUB_SUBSETS, stream_diffusiondb, part_name
 from .inputs import iter_inputs, ZIP_LIMITS, ZipLimits
+from .sidecars import Sidecars, SIDECARS, EXISTING, FORMATS, with_triggers, write_exports, clip_token_counter, CLIP_CONTEXT
 from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
 __all__ = ['log', 'COLUMNS', 'ANSWERERS', 'resolve_run', 'ZeroShot', 'system_clip', 'zero_shot_system', 'system_prompts',
-           'is_zero_shot', 'check_system', 'needs_captions', 'load_system', 'answer_images', 'hub_streams',
-           'stream_items', 'caption_paths']
+           'is_zero_shot', 'default_tagger', 'check_system', 'needs_captions', 'load_system', 'answer_images',
+           'hub_streams', 'stream_items', 'caption_paths']
 
 # %% ../nbs/05a_caption.ipynb
-COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy']
+# the answer, its tokens (the model's), its generation entropy; the text a training reads (with trigger words: the sidecar's) and its CLIP tokens
+COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy', 'clip_tokens', 'text']
 
 def _shard(out:Path, rank:int, world:int, what:str='') -> Path:
     "Where process `rank` of `world` keeps its own captions (or skips) until the main process merges them into `out`."
@@ -35,8 +37,8 @@ def _read_captions(out:Path) -> pd.DataFrame:
     done = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return done.drop_duplicates('image', keep='first').reset_index(drop=True)
 
-# the captioner, or one of the practitioners' systems (`systems.SYSTEMS`)
-ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator')
+# the captioner, one of the practitioners' systems (`systems.SYSTEMS`), or a WD tagger (`tagger.WdTagger`)
+ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator', 'tagger')
 
 def resolve_run(model:str) -> Path:
     "The training run behind `model` (the folder with its split), which the systems are fitted on."
@@ -89,8 +91,13 @@ def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[di
             for i, (p, t) in enumerate(zip(prompts, tok))]
 
 def is_zero_shot(system:str, bank:str|None=None, tables:str|None=None) -> bool:
-    "Whether `system` answers with no training run: the interrogator on label tables (not the run's phrases), or retrieval from a bank."
-    return (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None)
+    "Whether `system` answers with no training run: the interrogator on label tables (not the run's phrases), retrieval from a bank, a tagger."
+    return (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None) or system == 'tagger'
+
+def default_tagger() -> str:
+    "The tagger used where none is named: the demo's (exported by its CLIP stage), else SmilingWolf's WD EVA02-large v3."
+    demo = project_path('runs', 'clip-tiny', 'tagger')
+    return str(demo) if (demo/'model.onnx').exists() else 'SmilingWolf/wd-eva02-large-tagger-v3'
 
 def check_system(system:str, mode:str='best', bank:str|None=None, tables:str|None=None, precision:str='fp32'):
     "Fail on a bad choice before anything is read or loaded, listing the valid ones."
@@ -109,6 +116,9 @@ def load_system(system:str, model:str, bank:str|None=None, mode:str='best', clip
     """What answers for `system` besides the captioner: None for the captioner itself; a zero-shot system
     (`zero_shot_system`); else the run's fitted systems (`systems.run_systems`), decoding into `bank` if given."""
     if system == 'captioner': return None
+    if system == 'tagger':
+        from imgcap2text.tagger import WdTagger
+        return WdTagger.from_pretrained(model)
     if is_zero_shot(system, bank, tables): return zero_shot_system(system, model, bank, mode, clip, tables)
     from imgcap2text.systems import read_prompt_corpus, run_systems
     run = resolve_run(model)
@@ -118,8 +128,13 @@ def load_system(system:str, model:str, bank:str|None=None, mode:str='best', clip
 def answer_images(cap, ps, system:str, images:list,  # the captioner (None where not needed), `load_system`'s answerer, PIL images
                   batch_size:int=16, beams:int|None=None, max_tokens:int|None=None, prefix:str|None=None,
                   gens:list[dict]|None=None,           # the captioner's captions of `images`, if already made (then `cap` is not used)
+                  tag_options=None,                    # the tagger's (`tagger.TagOptions`; None: its defaults)
                  ) -> list[dict]:
     "Each image's answer in the CSV's columns (`COLUMNS` but the image), and the interrogator's `steps` where it gives them."
+    if system == 'tagger':   # its tags joined with ', ', counted as tags
+        from imgcap2text.tagger import TagOptions
+        tags = ps.tags(images, tag_options or TagOptions(), batch_size)
+        return [dict(caption=', '.join(t), n_tokens=len(t), mean_entropy=None) for t in tags]
     if gens is None and cap is not None:
         gens = generate_captions(cap, images, batch_size=batch_size, num_beams=beams, max_new_tokens=max_tokens, prefix=prefix, progress=False)
     if ps is not None: gens = system_prompts(ps, system, images, gens)
@@ -157,7 +172,14 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   clip:str|None=None,          # zero-shot systems' CLIP: sd1 | sd2 | sdxl | a hub id | a folder (unset: `system_clip`)
                   caption_model:str|None=None, # interrogator: the captioner of its starting captions (any `model` value; unset: `model`)
                   tables:str|None=None,        # interrogator: a folder of label tables, or 'run' for the run's fitted phrases (unset: CLIP Interrogator's)
+                  tag_options=None,            # tagger: thresholds, exclusions, replacements (`tagger.TagOptions`; None: kohya's defaults)
                   zip_limits:ZipLimits=ZIP_LIMITS, # what a zip may hold (`inputs.ZipLimits`), checked before anything is decompressed
+                  sidecar:str|None=None,       # write each caption to a file beside its image: one of `sidecars.SIDECARS` (txt, caption)
+                  existing:str='skip',         # a sidecar already there: one of `sidecars.EXISTING` (skip: the image is left alone)
+                  out_dir:Path|str|None=None,  # sidecars mirrored under this folder instead of beside the images
+                  prepend:str|None=None,       # trigger words before each caption ('trigger, ')
+                  append:str|None=None,        # and after it
+                  fmt:str='csv',               # one of `sidecars.FORMATS`: the CSV alone, or also its JSON lines, or a metadata.jsonl per folder
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
@@ -165,15 +187,25 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     Under torchrun each process captions every `world`-th image into its own shard, and the main process merges the
     shards into `out`, in the order one process would have written it."""
     check_system(system, mode, bank, tables, precision)   # before reading anything
+    check_choice('format', fmt, FORMATS); check_choice('existing', existing, EXISTING)
+    if sidecar is not None: check_choice('sidecar', str(sidecar).lstrip('.'), SIDECARS)
     if system != 'captioner' and not is_zero_shot(system, bank, tables): resolve_run(model)   # a run's systems need the run
     out, (rank, world) = Path(out), dist_rank_world()
     subsets, paths = hub_streams(paths)
     if subsets and world > 1: raise ValueError(f'{", ".join(subsets)}: a hub subset is captioned as a stream, in one process; under torchrun pass its part zips')
+    if subsets and (sidecar or fmt == 'metadata.jsonl'): raise ValueError(f'{", ".join(subsets)}: a hub subset has no folder for --sidecar or metadata.jsonl; caption its part zips with --out-dir')
+    config = dict(model=_model_key(model), system=system, bank=bank, mode=mode, clip=clip, caption_model=caption_model and _model_key(caption_model),
+                  tables=tables, beams=beams, max_tokens=max_tokens, prefix=prefix, precision=precision,
+                  tag_options=tag_options and {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(tag_options).items()})
+    _check_same_answers(out, config)   # a CSV of another model's answers is never continued
     items, skipped = iter_inputs(paths, zip_limits)
+    sc = Sidecars(paths, sidecar, existing, out_dir, prepend, append) if sidecar else None
     done = _read_captions(out)
     barrier()   # every process has read what is done before any process writes
     have = set(done['image'])
-    todo = [(k, r) for k, r in items if k not in have]
+    kept = [k for k, _ in items if k not in have and sc is not None and not sc.needs(k)]   # their sidecar holds a caption: left alone
+    kept_keys = set(kept)
+    todo = [(k, r) for k, r in items if k not in have and k not in kept_keys]
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
     stream_skips, streamed_done = Counter(), Counter()
     def streamed():   # a stream's images not yet in `out`; counted, since a stream's length is known only at its end
@@ -181,18 +213,35 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
             for k, r in stream_items(s, stream_skips):
                 if k in have: streamed_done[s] += 1
                 else: yield k, r
-    cap = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if (mine or subsets) and needs_captions(system, mode) else None
-    fitted, ps = (lambda: load_system(system, model, bank, mode, clip, tables)), None
-    if system != 'captioner' and (todo or subsets):   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
-        if rank == 0: ps = fitted()
+    # what answers is loaded when the first readable image needs it: a rerun over a folder that is done (or holds only unreadable files) loads nothing
+    loaded = {}
+    def answerers():
+        if 'cap' not in loaded:
+            loaded['cap'] = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if needs_captions(system, mode) else None
+        if 'ps' not in loaded: loaded['ps'] = fitted()
+        return loaded['cap'], loaded['ps']
+    def fitted():
+        ps = load_system(system, model, bank, mode, clip, tables)
+        if system == 'tagger' and rank == 0 and progress: print(f'tagger: {ps}', flush=True)   # on which provider it runs: never the CPU unsaid
+        return ps
+    if system != 'captioner' and world > 1 and todo:   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them
+        if rank == 0: loaded['ps'] = fitted()
         barrier()
-        if rank != 0 and mine: ps = fitted()
+        if rank != 0 and mine: loaded['ps'] = fitted()
+    if rank == 0: save_json(provenance(config) | dict(written=dict(sidecar=sidecar, existing=existing, out_dir=out_dir and str(out_dir),
+                                                                    prepend=prepend, append=append, format=fmt)), _provenance_path(out))
+    count = clip_token_counter() if todo or subsets else None
     rows, n_new, load_skips, last_save = (done.to_dict('records') if world == 1 else []), 0, [], time.monotonic()
     saved = len(rows) if world == 1 else -1   # a shard is written at least once (an empty one replaces a stale one)
     def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one
         nonlocal saved, last_save
-        if len(rows) > saved: atomic_write(dest, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
+        if len(rows) > saved:
+            atomic_write(dest, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
+            if world == 1: write_exports(_export_rows(rows, kept, sc), out, paths, fmt)
         last_save = time.monotonic()
+    def answered(k, a):   # the CSV's row; the sidecar written as soon as its batch is done (atomically)
+        text = (sc.write(k, a['caption']) if sc else None) or with_triggers(a['caption'], prepend, append)
+        return dict(image=k) | {c: a[c] for c in COLUMNS[1:4]} | dict(clip_tokens=count(text) if count else None, text=text)
     bar = tqdm(total=None if subsets else len(mine), desc='captioning', unit='img', disable=not progress or rank != 0)
     try:
         for batch in _batches(itertools.chain(mine, streamed()), batch_size):
@@ -201,23 +250,51 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                 try: images.append(load_image(read())); keys.append(k)
                 except (BadImage, OSError) as e: load_skips.append((k, str(e)))
             if images:
-                rows += [dict(image=k) | {c: a[c] for c in COLUMNS[1:]} for k, a in zip(keys, answer_images(cap, ps, system, images, batch_size, beams, max_tokens, prefix))]
+                rows += [answered(k, a) for k, a in zip(keys, answer_images(*answerers(), system, images, batch_size, beams, max_tokens, prefix, tag_options=tag_options))]
                 n_new += len(images)
             if time.monotonic() - last_save >= save_every: save()   # not every batch: rewriting a huge CSV each time is quadratic
             bar.update(len(batch))
     finally:   # at the end, and on Ctrl-C or an error: keep what is done
         save(); bar.close()
+        if world == 1: write_exports(_export_rows(rows, kept, sc), out, paths, fmt)   # a rerun with another --format writes it too
     if world > 1:
         atomic_write(_shard(out, rank, world, '.skipped'), pd.DataFrame(load_skips, columns=['input', 'reason']).to_csv(index=False))
         barrier()   # every shard is complete
-        if rank == 0: n_new, load_skips = _merge_shards(out, world, done, todo)
+        if rank == 0:
+            n_new, load_skips = _merge_shards(out, world, done, todo)
+            write_exports(_export_rows(_read_captions(out).to_dict('records'), kept, sc), out, paths, fmt)
         barrier()   # `out` is complete for every process
     skipped += load_skips + [(', '.join(subsets), f'{why} ({n} images)') for why, n in stream_skips.items() if n]   # a stream's skips, by reason
     skip_file = out.with_name(out.name + '.skipped.csv')
     if rank == 0:
         if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
         elif skip_file.exists(): skip_file.unlink()
-    return dict(captioned=n_new, already=len(items) - len(todo) + sum(streamed_done.values()), skipped=skipped, out=str(out))
+    tokens = pd.to_numeric(_read_captions(out).get('clip_tokens', pd.Series(dtype=float)), errors='coerce') if rank == 0 else pd.Series(dtype=float)
+    return dict(captioned=n_new, already=len(items) - len(todo) - len(kept) + sum(streamed_done.values()), kept=len(kept), skipped=skipped,
+                out=str(out), past_77=int((tokens > CLIP_CONTEXT).sum()), past_154=int((tokens > 2 * CLIP_CONTEXT).sum()))
+
+def _model_key(model:str) -> str:
+    "A model as a run's answers depend on it: a saved captioner by its folder (a run's, a registry name's), a pretrained checkpoint as named."
+    if is_pretrained(model): return str(Path(model).resolve()) if Path(model).exists() else model
+    try: return str(resolve_model(model).resolve())
+    except FileNotFoundError: return model
+
+def _provenance_path(out:Path) -> Path: return out.with_name(out.name + '.json')
+
+def _check_same_answers(out:Path, config:dict):
+    "Refuse to continue a CSV whose answers came from another model or system (its provenance says which)."
+    prov = _provenance_path(out)
+    if not (out.exists() and prov.exists()): return
+    was = load_json(prov).get('config', {})
+    differ = {k: (was.get(k), v) for k, v in config.items() if k in was and was.get(k) != v}
+    if differ:
+        raise ValueError(f'{out} holds answers of another configuration (' + ', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in differ.items())
+                         + '): pass another --out, or delete it to start over')
+
+def _export_rows(rows:list[dict], kept:list[str], sc) -> list[dict]:
+    "The index's rows for its exports (each with its `text`), and the images whose sidecar was kept, with what it holds."
+    out = [r | {'text': r['text'] if isinstance(r.get('text'), str) and r['text'] else r['caption']} for r in rows]
+    return out + [dict(image=k, text=sc.read(k).strip()) for k in kept]
 
 def _merge_shards(out:Path, world:int, done:pd.DataFrame, todo:list) -> tuple[int, list]:
     "Main process: `out` = what was done + every shard's new captions in the input order; the shards are removed."

@@ -68,13 +68,35 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
             clip:str=None,              # interrogator, retrieval with --bank: sd1 | sd2 | sdxl | a CLIP hub id or folder (unset: sd1 online; offline the demo's tiny CLIP)
             caption_model:str=None,     # interrogator: the captioner of its starting captions, any --model value (unset: --model)
             tables:str=None,            # interrogator: a folder of label tables, or run (the run's fitted phrases); unset: CLIP Interrogator's
+            sidecar:str=None,           # write each caption beside its image: txt | caption (kohya's BLIP script's; its trainer's default)
+            existing:str='skip',        # a sidecar already there: skip (left alone: a rerun resumes) | overwrite | append | prepend (repeated tags dropped)
+            out_dir:str=None,           # sidecars mirrored under this folder instead of beside the images
+            prepend:str=None,           # trigger words before each caption, as given ('trigger, ')
+            append:str=None,            # trigger words after each caption
+            format:str='csv',           # csv | jsonl (also --out's rows as JSON lines) | metadata.jsonl (also one per folder, for datasets' ImageFolder)
+            general_threshold:float=0.35,   # tagger: a general tag counts from this probability
+            character_threshold:float=0.85, # tagger: a character tag from this one
+            exclude_tags:str=None,      # tagger: tags never written, a,b,…
+            replace_tags:str=None,      # tagger: old:new,… replacements
+            underscores:bool_arg=False, # tagger: keep underscores (long_hair); by default they become spaces, but in kaomoji
+            rating:bool_arg=False,      # tagger: add the most likely rating tag
+            character_first:bool_arg=True, # tagger: character tags before the general ones
            ):
     "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
-    from imgcap2text.caption import caption_paths
+    from imgcap2text.caption import caption_paths, default_tagger
     from imgcap2text.models import default_model
-    r = caption_paths(paths, model or default_model(), out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
-                      caption_model=caption_model, tables=tables)
-    print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}, {len(r['skipped'])} skipped")
+    from imgcap2text.tagger import TagOptions
+    tags = TagOptions.parse(general_threshold, character_threshold, exclude_tags, replace_tags, underscores_to_spaces=not underscores,
+                            rating=rating, character_first=character_first) if system == 'tagger' else None
+    model = model or (default_tagger() if system == 'tagger' else default_model())
+    r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
+                      caption_model=caption_model, tables=tables, tag_options=tags, sidecar=sidecar, existing=existing, out_dir=out_dir,
+                      prepend=prepend, append=append, fmt=format)
+    print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}" + (f", {r['kept']} kept (their {sidecar} file had a caption)" if sidecar else '')
+          + f", {len(r['skipped'])} skipped")
+    if r['past_77']:
+        sdxl = f", {r['past_154']} past SDXL's 2x77" if r['past_154'] else ''
+        print(f"  {r['past_77']} captions past CLIP's 77 tokens (SD 1.x and 2.x read the first 77){sdxl}: see the clip_tokens column of {r['out']}")
     for k, why in r['skipped']: print(f'  skipped {k}: {why}')
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
 

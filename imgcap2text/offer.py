@@ -11,7 +11,8 @@ from .inputs import ZipLimits
 from .models import MODELS, PRETRAINED_DEFAULT, trained_runs, run_model_name, default_model
 
 # %% auto 0
-__all__ = ['RUN_BANK', 'DEFAULT_BANKS', 'Limits', 'NotOffered', 'parse_named', 'Offer', 'parse_auth', 'share_warning']
+__all__ = ['RUN_BANK', 'WD_TAGGER', 'DEFAULT_BANKS', 'Limits', 'NotOffered', 'parse_named', 'default_taggers', 'Offer',
+           'parse_auth', 'share_warning']
 
 # %% ../nbs/16_offer.ipynb
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class NotOffered(ValueError):
     "A client chose a captioner or bank that the app does not offer."
 
 RUN_BANK = 'run'   # retrieval's bank choice for the run's own training prompts (no corpus)
+WD_TAGGER = 'SmilingWolf/wd-eva02-large-tagger-v3'   # the tagger a user with no demo gets (kohya's, ComfyUI's and TagGUI's choice)
 DEFAULT_BANKS = {'diffusiondb': 'diffusiondb'}   # DiffusionDB 2M's prompts (the hub's metadata, cached after the first use)
 
 def _derived_name(value:str) -> str:
@@ -57,19 +59,28 @@ def parse_named(values:list[str]|None) -> dict[str, str]:
 def _shown(choice) -> str:
     s = str(choice); return s if len(s) <= 80 else s[:77] + '...'
 
+def default_taggers() -> dict[str, str]:
+    "The taggers offered when the launcher names none: the demo's own (exported by its CLIP stage) where it exists, else WD EVA02-large v3."
+    from imgcap2text.core import project_path
+    demo = project_path('runs', 'clip-tiny', 'tagger')
+    return {'demo-tagger': str(demo)} if (demo/'model.onnx').exists() else {WD_TAGGER: WD_TAGGER}
+
 class Offer:
     "What a client of the app may choose: captioners and prompt banks by name, as the person who launched the app offered them."
     def __init__(self, models:dict[str, str],         # {name: run folder, registry name or hub id}, the default first
                  banks:dict[str, str]|None=None,      # {name: prompt file or 'diffusiondb'}
-                 allow_any_model:bool=False):         # clients may also type any captioner (never set by --share)
+                 allow_any_model:bool=False,          # clients may also type any captioner (never set by --share)
+                 taggers:dict[str, str]|None=None):   # {name: WD tagger folder or hub id}, the default first (unset: `default_taggers()`)
         if not models: raise ValueError('offer at least one captioner')
         self.models, self.banks, self.allow_any_model = dict(models), dict(DEFAULT_BANKS if banks is None else banks), allow_any_model
+        self.taggers = dict(taggers) if taggers else default_taggers()
         self.default = next(iter(self.models))
 
     @classmethod
     def launch(cls, models:list[str]|None=None,        # `--model` values (NAME=VALUE or VALUE); unset: the demo's runs
                banks:list[str]|None=None,             # `--bank` values (NAME=PATH or PATH); unset: DiffusionDB's
-               allow_any_model:bool=False):
+               allow_any_model:bool=False,
+               taggers:list[str]|None=None):          # `--tagger` values (NAME=FOLDER_OR_HUB_ID or either); unset: the demo's, else WD EVA02 v3
         "The offer of `imgcap2text app`: the launcher's lists, else the demo's runs (the default captioner first) and DiffusionDB's bank."
         if models: named = parse_named(models)
         else:
@@ -77,7 +88,7 @@ class Offer:
             named = {(r if Path(v).is_absolute() else v): v for v, r in runs.items()} or {PRETRAINED_DEFAULT: PRETRAINED_DEFAULT}
             first = default_model()
             named = {k: v for k, v in sorted(named.items(), key=lambda kv: kv[1] != first)}
-        return cls(named, parse_named(banks) if banks else None, allow_any_model)
+        return cls(named, parse_named(banks) if banks else None, allow_any_model, parse_named(taggers) if taggers else None)
 
     @property
     def model_names(self) -> list[str]: return list(self.models)
@@ -95,6 +106,13 @@ class Offer:
         raise NotOffered(f'{_shown(choice)!r} is not a captioner this app offers: choose one of {", ".join(self.models)} '
                          '(whoever launched it can offer more with `imgcap2text app --model NAME=RUN_OR_HUB_ID`)')
 
+    def tagger(self, choice:str|None=None) -> str:
+        "The WD tagger (folder or hub id) for the client's `choice` (unset: the default), or `NotOffered`."
+        choice = (choice or '').strip() or next(iter(self.taggers))
+        if choice in self.taggers: return self.taggers[choice]
+        raise NotOffered(f'{_shown(choice)!r} is not a tagger this app offers: choose one of {", ".join(self.taggers)} '
+                         '(whoever launched it can offer more with `imgcap2text app --tagger NAME=FOLDER_OR_HUB_ID`)')
+
     def bank(self, choice:str|None=None) -> str|None:
         "The prompt file (or 'diffusiondb') for the client's `choice`; None for the run's training prompts; else `NotOffered`."
         choice = (choice or '').strip() or RUN_BANK
@@ -103,7 +121,7 @@ class Offer:
         raise NotOffered(f'{_shown(choice)!r} is not a prompt bank this app offers: choose one of {", ".join(n for _, n in self.bank_choices)} '
                          '(whoever launched it can offer more with `imgcap2text app --bank NAME=PATH`)')
 
-    def __repr__(self): return f'Offer(models={self.model_names}, banks={list(self.banks)}, allow_any_model={self.allow_any_model})' 
+    def __repr__(self): return f'Offer(models={self.model_names}, banks={list(self.banks)}, taggers={list(self.taggers)}, allow_any_model={self.allow_any_model})' 
 
 # %% ../nbs/16_offer.ipynb
 def parse_auth(auth:str|None) -> list[tuple[str, str]]|None:

@@ -159,6 +159,33 @@ def test_zero_shot_from_the_hub_then_offline(hub, home, monkeypatch, tmp_path):
     assert hub.requests[since:] == [] and guard_log(home) == ''
 
 
+def test_wd_tagger_from_the_hub_then_offline(hub, home, monkeypatch, tmp_path):
+    """`--system tagger` with SmilingWolf's repo id (issue 32): its model.onnx and selected_tags.csv from the hub, run with
+    onnxruntime on the provider it names, the repo's categories honoured; then offline from the cache, asking the hub nothing."""
+    use_replica(monkeypatch, hub, home)
+    with zipfile.ZipFile(hub.root/'datasets/poloclub/diffusiondb/images/part-000001.zip') as z:
+        for name in [n for n in z.namelist() if n.endswith('.png')][:3]: z.extract(name, tmp_path/'images')
+    def run(suffix, *extra):
+        r = subprocess.run(['imgcap2text', 'caption', str(tmp_path/'images'), '--system', 'tagger', '--model', 'SmilingWolf/wd-eva02-large-tagger-v3',
+                            '--general-threshold', '0', '--character-threshold', '1.1', '--rating', '--out', str(tmp_path/f'tags{suffix}.csv'), *extra],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert 'CPUExecutionProvider' in r.stdout or 'CUDAExecutionProvider' in r.stdout, r.stdout   # it says where it runs
+        return [row['caption'] for row in csv.DictReader(open(tmp_path/f'tags{suffix}.csv'))]
+    since = len(hub.requests)
+    online = run('')
+    assert {p.rsplit('/', 1)[1] for p in fetched(hub, since) if p.startswith('/SmilingWolf/wd-eva02-large-tagger-v3/')} == {'model.onnx', 'selected_tags.csv'}
+    for caption in online:
+        tags = caption.split(', ')
+        # threshold 0: every general tag, underscores as spaces but the kaomoji's; no character (threshold over 1); one rating, last
+        assert {'long hair', 'white background', '^_^'} <= set(tags) and 'hatsune miku' not in tags, tags
+        assert tags[-1] in {'general', 'sensitive', 'questionable', 'explicit'} and len(tags) == 10 + 1
+    use_replica(monkeypatch, hub, home, offline=True)
+    since = len(hub.requests)
+    assert run('-offline') == online
+    assert hub.requests[since:] == [] and guard_log(home) == ''
+
+
 def test_second_run_offline_from_the_cache(hub, home, monkeypatch):
     "HF_HUB_OFFLINE=1 with the cache the first runs filled: the paper preset trains again and asks the hub nothing."
     use_replica(monkeypatch, hub, home, offline=True)

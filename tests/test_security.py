@@ -100,10 +100,10 @@ def still_serving(client, d):
     assert isinstance(client.predict(handle_file(str(d/'imgs'/'1.png')), api_name='/recover'), str)
 
 
-def page(client, files, model='vit-gpt2', systems=('captioner',), mode='best', bank='run') -> str:
+def page(client, files, model='vit-gpt2', systems=('captioner',), mode='best', bank='run', tagger='SmilingWolf/wd-eva02-large-tagger-v3') -> str:
     "The page's Recover (its endpoint `recover_many`): the status it shows."
     from gradio_client import handle_file
-    status, *_ = client.predict([handle_file(str(f)) for f in files], model, list(systems), mode, bank, api_name='/recover_many')
+    status, *_ = client.predict([handle_file(str(f)) for f in files], model, list(systems), mode, bank, tagger, 0.35, 0.85, api_name='/recover_many')
     return status
 
 
@@ -128,12 +128,14 @@ def test_text_fields_take_only_what_is_offered(world, server, client, hub, typed
     d, image = world, handle_file(str(world/'imgs'/'0.png'))
     calls = {'api model': lambda: client.predict(image, typed, api_name='/recover'),
              'api bank': lambda: client.predict(image, 'vit-gpt2', 'retrieval', 'best', typed, api_name='/recover'),
+             'api tagger': lambda: client.predict(image, 'vit-gpt2', 'tagger', 'best', 'run', typed, api_name='/recover'),
              'page model': lambda: page(client, [d/'imgs'/'0.png'], model=typed),
-             'page bank': lambda: page(client, [d/'imgs'/'0.png'], systems=['retrieval'], bank=typed)}
+             'page bank': lambda: page(client, [d/'imgs'/'0.png'], systems=['retrieval'], bank=typed),
+             'page tagger': lambda: page(client, [d/'imgs'/'0.png'], systems=['tagger'], tagger=typed)}
     for field, call in calls.items():
         with pytest.raises(Exception, match='not in the list of choices') as e: call()
         assert 'launcher never offered' not in str(e.value), field
-    assert hub.requests == []
+    assert hub.requests == []   # the offered tagger is a hub id: never asked for either, as no tagging was ever answered
     still_serving(client, d)
 
 
@@ -150,7 +152,8 @@ def test_file_field_takes_no_server_path(world, server):
     s = requests.Session()
     assert s.post(url + 'login', data=dict(username=AUTH[0], password=AUTH[1])).ok
     for path in ('/etc/passwd', str(d/'secret.txt'), str(d/'imgs'/'0.png')):
-        r = s.post(url + 'gradio_api/call/recover', json={'data': [{'path': path, 'meta': {'_type': 'gradio.FileData'}}, 'vit-gpt2', 'captioner', 'best', 'run']})
+        r = s.post(url + 'gradio_api/call/recover', json={'data': [{'path': path, 'meta': {'_type': 'gradio.FileData'}}, 'vit-gpt2', 'captioner', 'best', 'run',
+                                                                    'SmilingWolf/wd-eva02-large-tagger-v3', 0.35, 0.85]})
         events = s.get(url + f"gradio_api/call/recover/{r.json()['event_id']}", timeout=60).text
         assert 'event: error' in events and 'not uploaded by a user' in events, events
         assert 'launcher never offered' not in events and 'root:' not in events
