@@ -209,7 +209,7 @@ def regenerate_study(result_dirs:dict[str, Path], out:Path|str, seed:int=0,
     frames_of, rows_of = {}, {}   # (run, system) -> (images, captions); image -> its row (seed, steps, cfg, the image)
     for name, rdir in result_dirs.items():
         test = load_run_splits(project_path('runs', rdir.name))['test'].select_columns(['image_name', 'image', 'seed', 'step', 'cfg'])
-        frames = {'fine-tuned': pd.read_csv(rdir/'predictions.csv'), 'pre-trained': pd.read_csv(rdir/'predictions_pretrained.csv')}
+        frames = {k: pd.read_csv(rdir/f) for k, f in (('fine-tuned', 'predictions.csv'), ('pre-trained', 'predictions_pretrained.csv')) if (rdir/f).exists()}
         frames |= {k: g for k, g in pd.read_csv(rdir/'baselines.csv').groupby('system', sort=False)}
         wanted = {im for f in frames.values() for im in f.image} - set(rows_of)
         rows_of |= {r['image_name']: r for r in test if r['image_name'] in wanted}
@@ -238,7 +238,7 @@ def run_analysis(preset:str='tiny', clip:str|None=None, progress:bool=True) -> d
     if first is not None: plots.plot_prompt_lengths(column(load_run_splits(first)['train'], 'prompt'), figures)
     if (runs['clip-gpt2']/'summary.json').exists():
         info['prefix'] = prefix_study(runs['clip-gpt2'], out, figures, clip or default_clip(preset), progress=progress)
-    done = {d.name: d for d in sorted(project_path('results').glob(f'*-{preset}*')) if (d/'metrics.json').exists()}
+    done = {d.name: d for d in sorted(project_path('results').glob(f'*-{preset}*')) if (d/'predictions.csv').exists()}   # the captioners' evaluations
     if done:
         info['regenerate'] = regenerate_study(done, out).to_dict('records')
     if any((project_path('results', f'{m}-{preset}')/'metrics.json').exists() for m in MODELS):

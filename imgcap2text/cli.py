@@ -28,7 +28,7 @@ def synth(out:str,                   # folder to write, in DiffusionDB's layout
     return 0
 
 # %% ../nbs/11_cli.ipynb
-def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
+def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2 | clip (the tiny preset's CLIP scorer and tagger)
           preset:str='tiny',                 # tiny (offline) | paper (hub checkpoints, the reports' settings)
           source:str='data/mini-diffusiondb', # a DiffusionDB folder, or a hub subset such as 2m_random_10k
           n:int=None,                        # sample this many images
@@ -46,7 +46,10 @@ def train(model:str='blip',                  # blip | vit-gpt2 | clip-gpt2
           n_eval:int=256,                    # streaming: validation images kept from the stream, and as many test images
          ):
     "Train a captioner and write runs/<model>-<preset>/."
-    from imgcap2text.train import train_run
+    from imgcap2text.train import train_run, train_clip_scorer
+    if model == 'clip':
+        s = train_clip_scorer(preset, source, n, split_by, seed, force, vision_epochs=vision_epochs)
+        print(f"the CLIP scorer: {s['clip']}, its tagger: {s['clip'].parent/'tagger'} ({s['vision_tags']} tags)"); return 0
     arch = {} if freeze_gpt2 is None else {'freeze_gpt2': str2bool(freeze_gpt2)}
     s = train_run(model, preset, source, n, split_by, seed, epochs, lr, batch_size, grad_accum, force=force, arch=arch, vision_epochs=vision_epochs,
                   streaming=streaming, steps=steps, n_eval=n_eval)

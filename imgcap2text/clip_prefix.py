@@ -197,6 +197,11 @@ class ClipGpt2Captioner(Captioner):
             tok = AutoTokenizer.from_pretrained(gpt_id)
             if tok.pad_token is None: tok.pad_token = tok.eos_token
             ip = CLIPImageProcessorPil.from_pretrained(clip_id)
+        elif checkpoint:   # tiny: a trained tiny CLIP (its tokenizer and image processor too), the split's CLIP scorer (04_train)
+            s = cls.tiny_sizes('clip-gpt2', sizes, train_prompts, clip_dim=64)
+            tok, clip, ip = PreTrainedTokenizerFast.from_pretrained(checkpoint), load_clip(checkpoint), CLIPImageProcessorPil.from_pretrained(checkpoint)
+            gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=s['hidden'], n_layer=s['layers'], n_head=s['heads'], n_positions=128,
+                                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
         else:
             s = cls.tiny_sizes('clip-gpt2', sizes, train_prompts, clip_dim=64)
             tok = train_bpe_tokenizer(train_prompts, s['vocab'])

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
-from .data import column, SPLITS_BY
+from .data import column, SPLITS_BY, normalise_prompt
 from .generate import generate_captions
 from .metrics import text_scores, corpus_metrics, ClipScorer, clip_scorer, clip_columns, sentence_embeds, CLIP_PAPER, METRIC_PRESETS
 from .synth import parse_prompt, format_prompt, Scene, visible_parts, PART_VALUES
@@ -18,18 +18,19 @@ VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, backgroun
 
 # %% auto 0
 __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'IMPROVEMENT_FLOOR',
-           'METRIC_SCALES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
-           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
-           'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
-           'example_rows', 'table2', 'write_visibility', 'read_visibility', 'split_results', 'evaluate_run']
+           'METRIC_SCALES', 'PRETRAINED_IMAGES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci',
+           'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
+           'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1',
+           'baselines_table', 'example_rows', 'table2', 'write_visibility', 'read_visibility', 'split_results',
+           'split_frames', 'clip_run', 'score_systems', 'evaluate_split', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
 # floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
-SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'pre-trained', 'fine-tuned', 'interrogator',
+SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pre-trained', 'fine-tuned', 'interrogator',
            'interrogator (zero-shot)', 'oracle')
 # they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run)
-SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'oracle')
+SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'oracle')
 ZERO_SHOT_IMAGES = 32    # test images the zero-shot interrogator answers (best mode: 1.5 s an image with the tiny CLIP on one thread, at the demo's end)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token')
@@ -101,10 +102,16 @@ def summarise(df:pd.DataFrame, info:dict|None=None, n_boot:int=1000, seed:int=0)
     return out | ({'corpus': info['corpus']} if info else {})
 
 # %% ../nbs/07_evaluation.ipynb
-def prior_prompt(train_prompts:list[str]) -> str:
-    "The training prompt with the highest mean sentence-embedding cosine to all training prompts."
-    e = sentence_embeds(train_prompts)
-    return train_prompts[int((e @ e.mean(0)).argmax())]
+def prior_prompt(train_prompts:list[str],
+                 distinct:list[str]|None=None,         # the training prompts, each once, if their embeddings are at hand …
+                 embeds:torch.Tensor|None=None,        # … their sentence embeddings (the fitted systems' bank: no second pass)
+                ) -> str:
+    "The training prompt with the highest mean sentence-embedding cosine to all training prompts (each counted as often as it occurs)."
+    if distinct is None: distinct, embeds = list(dict.fromkeys(train_prompts)), None
+    if embeds is None: embeds = sentence_embeds(distinct)
+    counts = Counter(normalise_prompt(p) for p in train_prompts)
+    w = torch.tensor([counts[normalise_prompt(p)] for p in distinct], dtype=embeds.dtype)
+    return distinct[int((embeds @ (w @ embeds / w.sum())).argmax())]
 
 def nearest_neighbour_prompts(train_embeds:torch.Tensor, train_prompts:list[str], test_embeds:torch.Tensor) -> list[str]:
     "For each test image, the prompt of the most similar training image (normalised CLIP image embeddings)."
@@ -251,9 +258,106 @@ def split_results(out:Path,                # this run's results folder (results/
         scored = {k: rows[rows.system == k].drop(columns='system').reset_index(drop=True).apply(
                       lambda c: c if c.name in ('image', 'prompt', 'caption') else pd.to_numeric(c, errors='coerce')) for k in summaries}
         if any(s.image.tolist() != names for s in scored.values()): continue
-        log.info(f'{Path(out).name}: the split\'s own systems ({", ".join(summaries)}) as scored for {d.name} (the same split, CLIP and metrics)')
+        log.info(f'{Path(out).name}: the split\'s own systems ({", ".join(summaries)}) as scored in {d.name} (the same split, CLIP and metrics)')
         return dict(run=d.name, visible=visible, scored=scored, summaries=summaries)
     return None
+
+def split_frames(run:Path, dsd, scorer, im_test:torch.Tensor, base:pd.DataFrame, bank:str|None=None, seed:int=42, force:bool=False,
+                 leak_only:bool=False) -> tuple[dict, dict, list|None]:
+    """The split's own systems' answers for the test images (`SPLIT_SYSTEMS`): frames, the practitioners' systems' outputs,
+    and which parts each test image shows. `leak_only`: nearest neighbour alone (what the leaky split's study needs)."""
+    train_prompts = column(dsd['train'], 'prompt')
+    im_train = scorer.image_embeds(dsd['train']['image'])
+    frames = {'nearest neighbour': (base.assign(caption=nearest_neighbour_prompts(im_train, train_prompts, im_test)), None)}
+    if leak_only: return frames, {}, None
+    from imgcap2text.systems import run_systems
+    ps = run_systems(run, scorer, im_train, train_prompts, seed=seed, force=force)   # fitted on the training split, saved in the run
+    frames['prior'] = (base.assign(caption=prior_prompt(train_prompts, ps.bank, ps.bank_sentence)), None)
+    visible = image_visibility(dsd['test'])   # which parts each test image really shows
+    oracle = oracle_captions(base.prompt.tolist(), train_prompts, visible)
+    if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
+    practice = {k: ps.answer(k, im_test) for k in ('retrieval', 'regression')}
+    for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
+    if bank is not None:   # a bank's prompts, no training run (`bank`)
+        from imgcap2text.bank import open_bank
+        frames['retrieval (bank)'] = (base.assign(caption=open_bank(bank, scorer).answer(im_test)), None)
+    tagger = clip_run(run)/'tagger'
+    if (tagger/'model.onnx').exists():   # the demo's tagger (its tags joined with ', ')
+        from imgcap2text.tagger import WdTagger
+        frames['tagger'] = (base.assign(caption=WdTagger(tagger).answer(dsd['test']['image'])), None)
+    return frames, practice, visible
+
+def clip_run(run:Path|str) -> Path:
+    "The CLIP scorer's run of the split `run` was trained on (runs/clip-<preset>[-split-…]): the demo's tagger is in it."
+    from imgcap2text.train import run_name
+    c = load_json(Path(run)/'summary.json')['config']
+    return Path(run).parent/run_name('clip', c['preset'], c['split_by'])
+
+def score_systems(frames:dict, images, scorer, metric_preset:str, im_test, prompts:list[str], visible, practice:dict, n_boot:int, seed:int):
+    "Every frame scored in one pass (`score_frames`) and summarised with intervals, visible-part accuracy where the ceiling is known."
+    scored, summaries, settings = {}, {}, None
+    for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test).items():
+        scored[k] = df
+        if k == 'regression':   # it predicts the embedding the cosine metric compares: scored as predicted, not as decoded
+            scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
+        summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
+        if visible is not None and any(visible): summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
+    return scored, summaries, settings
+
+def _split_key(run:Path, scorer, metric_preset:str, n_boot:int, seed:int, bank:str|None) -> str:
+    "What the split's own systems' scores depend on: the split, the CLIP, the metrics, the version and the bank."
+    from imgcap2text.systems import systems_fingerprint
+    bank_stamp = bank if bank in (None, 'diffusiondb') else (Path(bank).name, Path(bank).stat().st_size)
+    return sha256_text(repr([systems_fingerprint(run, scorer.name), metric_preset, n_boot, seed, __version__] + ([bank_stamp] if bank else [])))
+
+def _write_systems(out:Path, scored:dict, summaries:dict, names:list[str], visible):
+    "baselines.csv (every system but the captioners), the baselines and visible-part tables, visibility.csv."
+    atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in SYSTEMS if k in scored and k not in ('pre-trained', 'fine-tuned')])
+                 [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
+    save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {out.name}')
+    if visible is not None and any(visible):
+        save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries and 'visible' in summaries[k]}).T.rename(columns=str.capitalize),
+                   out/'visible', caption=f'Visible parts named as in the prompt: {out.name}', digits=2)
+        write_visibility(out/'visibility.csv', names, visible)
+
+def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|None=None, clip:str|None=None, n_boot:int=1000, seed:int=42,
+                   force:bool=False, bank:str|None=None, zero_shot:bool=False,
+                   leak_only:bool|None=None,   # nearest neighbour alone, on a split no model was trained on (None: the split by image)
+                  ) -> dict:
+    """The split's own systems (`SPLIT_SYSTEMS`), scored once for every captioner of the split: results/clip-<preset>[-split-…]/.
+    Each captioner's evaluation takes them from here (`split_results`) rather than scoring them again. `zero_shot`: also
+    embed CLIP Interrogator's tables with the scorer's CLIP (cached), for the zero-shot interrogator of BLIP's evaluation.
+    The leaky split by image (`leak_only`) needs no training: its nearest neighbour, which can return a test image's very
+    prompt, measures what the leak is worth, against the same system on the split by prompt."""
+    from imgcap2text.train import run_name, train_clip_scorer, prepare_splits
+    check_choice('split by', split_by, SPLITS_BY)
+    metric_preset = check_choice('metric preset', metric_preset or preset, METRIC_PRESETS)
+    leak_only = split_by == 'image' if leak_only is None else leak_only
+    name = run_name('clip', preset, split_by)
+    run, out = project_path('runs', name), project_path('results', name)
+    config = dict(run=name, preset=preset, split_by=split_by, metric_preset=metric_preset, clip=clip, n_boot=n_boot, seed=seed, bank=bank, leak_only=leak_only)
+    if not force and done_with(out/'metrics.json', config): return load_json(out/'metrics.json')
+    if leak_only: dsd = prepare_splits(split_by=split_by, seed=seed)   # the demo's data, split as the report split it
+    else:
+        if not (run/'split.json').exists(): train_clip_scorer(preset, split_by=split_by, seed=seed)
+        dsd = load_run_splits(run)
+    scorer = clip_scorer(clip or default_clip(metric_preset))
+    test = dsd['test']; images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
+    im_test = scorer.image_embeds(images)
+    frames, practice, visible = split_frames(run, dsd, scorer, im_test, pd.DataFrame(dict(image=names, prompt=prompts)), bank, seed, force, leak_only)
+    scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed)
+    if zero_shot and not leak_only:
+        from imgcap2text.interrogator import Interrogator
+        Interrogator.load(scorer.name, progress=False)   # its tables' embeddings, cached for this CLIP
+    out.mkdir(parents=True, exist_ok=True)
+    _write_systems(out, scored, summaries, names, visible)
+    result = dict(config=config, split_key=None if leak_only else _split_key(run, scorer, metric_preset, n_boot, seed, bank), n_test=len(test), n_train=len(dsd['train']),
+                  systems=summaries, settings=settings, provenance=provenance(config),
+                  shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if visible and any(visible) else None)
+    save_json(result, out/'metrics.json')
+    return result
+
+PRETRAINED_IMAGES = 256   # test images the untrained model captions (its scores are the floor; the paired comparison runs on them)
 
 def evaluate_run(model:str='blip',          # one of MODELS
                  preset:str='tiny',         # the run's preset
@@ -270,6 +374,9 @@ def evaluate_run(model:str='blip',          # one of MODELS
                  zero_shot:int|None=None,   # test images for the zero-shot interrogator (CLIP Interrogator's tables, best mode);
                                             # None: ZERO_SHOT_IMAGES for BLIP split by prompt (its captioner is BLIP), else 0
                  bank:str|None=None,        # a prompt bank file (or 'diffusiondb'): retrieval from it, with no training run
+                 n_pretrained:int|None=PRETRAINED_IMAGES, # test images the model fine-tuning started from captions (None: all)
+                 interrogate:bool|None=None, # the interrogator from this run's captions; None: for BLIP split by prompt (the leaderboard's)
+                 leak_only:bool|None=None,  # the fine-tuned model and nearest neighbour alone, for the leaky split's study; None: split by image
                  **train_kwargs,            # for `train_run` when the run is missing (source, n, epochs, …)
                 ) -> dict:
     "Evaluate one training run against its untrained self, the baselines and the ceiling; write results/<run>/."
@@ -279,9 +386,13 @@ def evaluate_run(model:str='blip',          # one of MODELS
     arch = spec.arch_overrides(preset, **(arch or {}))
     name = run_name(model, preset, split_by, arch)
     run, out = project_path('runs', name), project_path('results', name)
-    n_zero = (ZERO_SHOT_IMAGES if model == 'blip' and split_by == 'prompt' else 0) if zero_shot is None else zero_shot
+    main_run = model == 'blip' and split_by == 'prompt'
+    n_zero = (ZERO_SHOT_IMAGES if main_run else 0) if zero_shot is None else zero_shot
+    interrogate = main_run if interrogate is None else interrogate
+    leak_only = split_by == 'image' if leak_only is None else leak_only
     config = dict(run=name, model=model, preset=preset, split_by=split_by, arch=arch, metric_preset=metric_preset, clip=clip,
-                  n_boot=n_boot, n_examples=n_examples, seed=seed, zero_shot=n_zero, bank=bank)
+                  n_boot=n_boot, n_examples=n_examples, seed=seed, zero_shot=n_zero, bank=bank, n_pretrained=n_pretrained,
+                  interrogate=interrogate, leak_only=leak_only)
     if not force and done_with(out/'metrics.json', config):
         log.info(f'{out} is complete with this config; skipping (force=True to redo)')
         return load_json(out/'metrics.json')
@@ -294,43 +405,38 @@ def evaluate_run(model:str='blip',          # one of MODELS
     dsd = load_run_splits(run)
     test, train_prompts = dsd['test'], column(dsd['train'], 'prompt')
     images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
-    im_test, im_train = scorer.image_embeds(images), None
-    from imgcap2text.systems import SYSTEMS as PRACTICE, run_systems, systems_fingerprint
-    bank_stamp = bank if bank in (None, 'diffusiondb') else (Path(bank).name, Path(bank).stat().st_size)
-    split_key = sha256_text(repr([systems_fingerprint(run, scorer.name), metric_preset, n_boot, seed, __version__] + ([bank_stamp] if bank else [])))
-    same = None if force else split_results(out, split_key, names)   # another run of this split has scored its own systems
+    im_test = scorer.image_embeds(images)
+    split_key = _split_key(run, scorer, metric_preset, n_boot, seed, bank)
+    same = None if force or leak_only else split_results(out, split_key, names)   # the split's own systems, scored once (`evaluate_split`)
 
     fine = load_captioner(run/'model')
-    if (run/'initial'/'captioner.json').exists(): pre = load_captioner(run/'initial')   # the model fine-tuning started from
-    else:
-        set_seed(rc['seed'])
-        pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
-    pre.decoding = fine.decoding   # before and after decode alike: only the weights differ
     base = pd.DataFrame(dict(image=names, prompt=prompts))
-    frames = {'pre-trained': (caption_frame(pre, test, batch_size=batch_size, progress=progress), len(pre.tokenizer)),
-              'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer))}
-    if same: visible = same['visible']
-    else:
-        im_train = scorer.image_embeds(dsd['train']['image'])
-        frames['prior'] = (base.assign(caption=prior_prompt(train_prompts)), None)
-        frames['nearest neighbour'] = (base.assign(caption=nearest_neighbour_prompts(im_train, train_prompts, im_test)), None)
-        visible = image_visibility(test)   # which parts each test image really shows
-        oracle = oracle_captions(prompts, train_prompts, visible)
-        if all(o is not None for o in oracle): frames['oracle'] = (base.assign(caption=oracle), None)
-    ps = run_systems(run, scorer, im_train, train_prompts, seed=seed, force=force)   # fitted on the training split, saved in the run
-    practice = {k: ps.answer(k, im_test, frames['fine-tuned'][0].caption.tolist()) for k in PRACTICE if not (same and k in SPLIT_SYSTEMS)}
-    for k, p in practice.items(): frames[k] = (base.assign(caption=p['prompts']), None)
-    if bank is not None and not (same and 'retrieval (bank)' in same['summaries']):   # a bank's prompts, no training run (`bank`)
-        from imgcap2text.bank import open_bank
-        frames['retrieval (bank)'] = (base.assign(caption=open_bank(bank, scorer).answer(im_test)), None)
-    scored, summaries, settings = dict(same['scored']) if same else {}, dict(same['summaries']) if same else {}, None
-    ceiling = 'oracle' in frames or 'oracle' in summaries
-    for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test).items():
-        scored[k] = df
-        if k == 'regression':   # it predicts the embedding the cosine metric compares: scored as predicted, not as decoded
-            scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
-        summaries[k] = summarise(scored[k], info, n_boot, seed); settings = info['settings']
-        if ceiling: summaries[k]['visible'] = visible_accuracy(scored[k].caption.tolist(), prompts, visible)
+    frames = {'fine-tuned': (caption_frame(fine, test, batch_size=batch_size, progress=progress), len(fine.tokenizer))}
+    if not leak_only:   # the model fine-tuning started from: its scores are the floor, on the first `n_pretrained` test images
+        if (run/'initial'/'captioner.json').exists(): pre = load_captioner(run/'initial')
+        else:
+            set_seed(rc['seed'])
+            pre = build_captioner(model, preset, train_prompts=train_prompts, **arch) if preset == 'tiny' else build_captioner(model, preset)
+        pre.decoding = fine.decoding   # before and after decode alike: only the weights differ
+        sub = test if n_pretrained is None or n_pretrained >= len(test) else test.select(range(n_pretrained))
+        frames['pre-trained'] = (caption_frame(pre, sub, batch_size=batch_size, progress=progress), len(pre.tokenizer))
+    practice, visible = {}, same['visible'] if same else None
+    if not same:
+        split, practice, visible = split_frames(run, dsd, scorer, im_test, base, bank, seed, force, leak_only)
+        frames |= split
+    if interrogate:   # the interrogator from this run's captions (the run's fitted phrases)
+        from imgcap2text.systems import run_systems
+        ps = run_systems(run, scorer, seed=seed)   # fitted once for the split (`evaluate_split`), loaded
+        frames['interrogator'] = (base.assign(caption=ps.answer('interrogator', im_test, frames['fine-tuned'][0].caption.tolist())['prompts']), None)
+    pre_n = len(frames['pre-trained'][0]) if 'pre-trained' in frames else 0
+    scored, summaries, settings = score_systems({k: f for k, f in frames.items() if k != 'pre-trained'}, images, scorer, metric_preset, im_test,
+                                                prompts, visible, practice, n_boot, seed)
+    if pre_n:
+        idx = list(range(pre_n))
+        (df, info), = score_frames({'pre-trained': frames['pre-trained']}, [images[i] for i in idx], scorer, metric_preset, image_embeds=im_test[idx]).values()
+        scored['pre-trained'], summaries['pre-trained'] = df, summarise(df, info, n_boot, seed) | dict(n_images=pre_n)
+        if visible is not None and any(visible): summaries['pre-trained']['visible'] = visible_accuracy(df.caption.tolist(), prompts[:pre_n], visible[:pre_n])
+    if same: scored, summaries = dict(same['scored']) | scored, dict(same['summaries']) | summaries
     if n_zero:   # CLIP Interrogator's method over its real tables, from this run's captions, on the first n_zero test images
         from imgcap2text.interrogator import Interrogator
         k, idx = 'interrogator (zero-shot)', list(range(min(n_zero, len(test))))
@@ -342,26 +448,22 @@ def evaluate_run(model:str='blip',          # one of MODELS
             labels={t: len(v) for t, v in it.tables.items()}, dropped=sum(it.dropped.values()), min_flavors=it.min_flavors, max_flavors=it.max_flavors)
         # the captions it started from, on the same images: what CLIP Interrogator's labels change
         summaries[k]['start'] = {m: float(scored['fine-tuned'][m].iloc[idx].mean()) for m in ('combined', 'cosine', 'clip')}
-        if ceiling: summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), prompts[:len(idx)], visible[:len(idx)])
-    paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m], n_boot, seed)
-              for m in METRICS if m in scored['fine-tuned']}
+        if visible is not None and any(visible): summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), prompts[:len(idx)], visible[:len(idx)])
+    # the paired comparison on the images both answered (the pre-trained model's)
+    paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m].iloc[:pre_n].reset_index(drop=True), n_boot, seed)
+              for m in METRICS if m in scored['fine-tuned']} if pre_n else {}
 
     out.mkdir(parents=True, exist_ok=True)
     cols = ['image', 'prompt', 'caption', 'n_tokens', *METRICS, 'mean_entropy']
     for k, f in (('fine-tuned', 'predictions.csv'), ('pre-trained', 'predictions_pretrained.csv')):
-        atomic_write(out/f, scored[k][cols].to_csv(index=False))
-    atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in SYSTEMS if k in scored and k not in ('pre-trained', 'fine-tuned')])
-                 [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
-    save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1', caption=f'Table 1: {name}, test split')
-    save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {name}')
-    if ceiling:
-        save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries}).T.rename(columns=str.capitalize),
-                   out/'visible', caption=f'Visible parts named as in the prompt: {name}', digits=2)
+        if k in scored: atomic_write(out/f, scored[k][cols].to_csv(index=False))
+    _write_systems(out, scored, summaries, names, visible)
+    if pre_n: save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1',
+                         caption=f'Table 1: {name}, test split (pre-trained: the first {pre_n:,} of {len(test):,} test images)')
     table2(example_rows(scored['fine-tuned'], n_examples), out/'examples', dict(zip(names, images)), out/'table2')
-    write_visibility(out/'visibility.csv', names, visible)
     result = dict(config=config, split_key=split_key, split_systems_from=same and same['run'], run_summary=dict(first_eval_loss=rs['first_eval_loss'], best_eval_loss=rs['best_eval_loss'],
                   settings=rs['settings'], architecture=rs.get('architecture')), n_test=len(test), n_train=len(dsd['train']), decoding=fine.decoding,
                   systems=summaries, paired=paired, settings=settings, provenance=provenance(config),
-                  shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if any(visible) else None)
+                  shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if visible is not None and any(visible) else None)
     save_json(result, out/'metrics.json')
     return result

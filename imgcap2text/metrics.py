@@ -267,7 +267,7 @@ class ClipScorer:
         from transformers import AutoTokenizer
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
         from imgcap2text.clip_prefix import load_clip
-        if not Path(path).is_dir(): require_hub(f'CLIP {path!r}', 'score with the tiny CLIP of a clip-gpt2 run (runs/clip-gpt2-tiny/model/clip)',
+        if not Path(path).is_dir(): require_hub(f'CLIP {path!r}', 'score with the tiny CLIP trained on the split (runs/clip-tiny/clip)',
                                                 [(str(path), 'config.json', 'model')])
         return cls(load_clip(path), CLIPImageProcessorPil.from_pretrained(path), AutoTokenizer.from_pretrained(path), str(path))
 
@@ -367,15 +367,15 @@ def clip_columns(scorer:ClipScorer, image_embeds:torch.Tensor, texts, n_tokens,
 from .core import project_path
 
 def offline_clip_path() -> Path:
-    "The offline CLIP scorer: the tiny CLIP of the default clip-gpt2 run."
-    p = project_path('runs', 'clip-gpt2-tiny', 'model', 'clip')
+    "The offline CLIP scorer: the tiny CLIP trained on the demo's split (`train.train_clip_scorer`; the CLIP-prefix captioner's encoder too)."
+    p = project_path('runs', 'clip-tiny', 'clip')
     if not (p/'config.json').exists():
-        raise FileNotFoundError(f'no offline CLIP scorer at {p}: it is the tiny CLIP trained by the clip-gpt2 run. Train it first with '
-                                '`papermill nbs/train.ipynb runs/train-clip-gpt2.ipynb --cwd nbs -p model clip-gpt2` (make demo does), '
+        raise FileNotFoundError(f'no offline CLIP scorer at {p}: it is the tiny CLIP trained on the split. Train it first with '
+                                '`imgcap2text train --model clip` (make demo does), '
                                 "or pass clip='openai/clip-vit-base-patch16' with the hub")
     return p
 
 def default_clip(metric_preset:str='tiny') -> str:
-    "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the tiny CLIP of the clip-gpt2 run."
+    "The CLIP scorer of a metric preset: ViT-B/16 from the hub, or offline the split's tiny CLIP (runs/clip-tiny/clip)."
     return CLIP_PAPER if metric_preset == 'paper' else str(offline_clip_path())
 

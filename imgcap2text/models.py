@@ -67,13 +67,14 @@ MODEL_SPECS = {
         generation=dict(num_beams=1, max_new_tokens=40)),
     'vit-gpt2': ModelSpec('vit-gpt2', 'nlpconnect/vit-gpt2-image-captioning',
         train=dict(epochs=6, lr=5e-5, weight_decay=0.0, scheduler='linear', batch_size=4, grad_accum=2, max_length=80, fp16=True),
-        # frozen after tagging too: with today's tags it reads as much so, and captioning is a third as long (see below)
-        tiny_train=dict(epochs=6, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(epochs=15, loss='softmax', warmup=0.1, freeze=True)),
+        # BLIP's tagged tower (its run of the same split: one tagging for both, `take_tower`), frozen: tagged on its own it read
+        # as much, and tagging was half of the demo's training time (see below)
+        tiny_train=dict(epochs=6, lr=1e-3, batch_size=32, grad_accum=1, max_length=48, bf16='auto', vision=dict(from_run='blip', freeze=True)),
         generation=dict(num_beams=4, early_stopping=True, max_new_tokens=40)),
     'clip-gpt2': ModelSpec('clip-gpt2', 'openai/clip-vit-base-patch16+gpt2',
         train=dict(epochs=10, lr=2e-4, weight_decay=0.0, scheduler='linear', batch_size=32, grad_accum=1, max_length=40),
-        # its captioner reads CLIP's pooled embedding, which contrastive training shapes next; softmax tags cost it colour (see below)
-        tiny_train=dict(epochs=6, lr=1e-3, batch_size=32, bf16='auto', vision=dict(epochs=8, loss='bce', warmup=0.0)),
+        # its CLIP is the split's CLIP scorer (`train.train_clip_scorer`: tagged with a binary loss, then contrastive); GPT-2 pretrained as a language model
+        tiny_train=dict(epochs=6, lr=1e-3, batch_size=32, bf16='auto'),
         generation=dict(num_beams=1, max_new_tokens=30),
         arch=dict(mapping='linear', prefix_length=1, freeze_gpt2=True),
         # a tiny GPT-2 trained only on prompts never learns to read a prefix; frozen, it ignores the image (see 03a)
@@ -372,6 +373,30 @@ class VitGpt2Captioner(Captioner):
 
     def token_logits(self, inputs, sequences):
         return _shift_right(self.model(pixel_values=self.pixels(inputs), decoder_input_ids=sequences).logits)
+
+    def take_tower(self, donor:Captioner):
+        """Make `donor`'s vision tower (a tiny BLIP's, tagged) this captioner's encoder: the same ViT with its weights renamed
+        (BLIP's fused q, k, v split), its layer norms' epsilon, and its image preprocessing. Both tiny towers are then one."""
+        v, e = donor.vision_tower(), self.model.encoder
+        rename = [(r'^embeddings\.class_embedding$', 'embeddings.cls_token'), (r'^embeddings\.position_embedding$', 'embeddings.position_embeddings'),
+                  (r'^embeddings\.patch_embedding\.', 'embeddings.patch_embeddings.projection.'), (r'^post_layernorm\.', 'layernorm.'),
+                  (r'^encoder\.layers\.(\d+)\.self_attn\.projection\.', r'layers.\1.attention.o_proj.'),
+                  (r'^encoder\.layers\.(\d+)\.layer_norm1\.', r'layers.\1.layernorm_before.'), (r'^encoder\.layers\.(\d+)\.layer_norm2\.', r'layers.\1.layernorm_after.'),
+                  (r'^encoder\.layers\.(\d+)\.mlp\.', r'layers.\1.mlp.')]
+        state = {}
+        for k, t in v.state_dict().items():
+            if m := re.match(r'^encoder\.layers\.(\d+)\.self_attn\.qkv\.(weight|bias)$', k):
+                for name, part in zip(('q', 'k', 'v'), t.chunk(3, dim=0)): state[f'layers.{m[1]}.attention.{name}_proj.{m[2]}'] = part
+                continue
+            for pat, to in rename:
+                if re.match(pat, k): k = re.sub(pat, to, k); break
+            state[k] = t
+        e.load_state_dict(state, strict=True)
+        e.config.layer_norm_eps = v.config.layer_norm_eps
+        for m in e.modules():
+            if isinstance(m, nn.LayerNorm): m.eps = v.config.layer_norm_eps
+        ip = donor.image_processor
+        self.image_processor = ViTImageProcessorPil(size=dict(ip.size), image_mean=list(ip.image_mean), image_std=list(ip.image_std), resample=ip.resample)
 
     @classmethod
     def build(cls, preset='tiny', train_prompts=None, image_size=64, checkpoint=None, sizes=None):

@@ -49,12 +49,13 @@ def collect_numbers(results:Path|str) -> dict:
     results, v = Path(results), {}
     short = {'pre-trained': 'pre', 'fine-tuned': 'fine', 'prior': 'prior', 'nearest neighbour': 'nn', 'oracle': 'oracle',
              'retrieval': 'retrieval', 'regression': 'regression', 'interrogator': 'interrogator',
-             'retrieval (bank)': 'bank retrieval', 'interrogator (zero-shot)': 'zeroshot interrogator'}
+             'retrieval (bank)': 'bank retrieval', 'interrogator (zero-shot)': 'zeroshot interrogator', 'tagger': 'tagger'}
     for d in sorted(results.iterdir()):
         if not (d/'metrics.json').exists(): continue
         m, run = load_json(d/'metrics.json'), d.name
         v[(run, 'n test')], v[(run, 'n train')] = m['n_test'], m['n_train']
-        v[(run, 'first eval loss')], v[(run, 'best eval loss')] = m['run_summary']['first_eval_loss'], m['run_summary']['best_eval_loss']
+        if 'run_summary' in m:   # a captioner's evaluation (the split's own systems have none: results/clip-tiny)
+            v[(run, 'first eval loss')], v[(run, 'best eval loss')] = m['run_summary']['first_eval_loss'], m['run_summary']['best_eval_loss']
         for sys_, s in m['systems'].items():
             for metric in (*METRICS, 'visible'):
                 if metric == 'visible' and 'visible' in s:
@@ -71,7 +72,7 @@ def collect_numbers(results:Path|str) -> dict:
                 if k in s: v[(run, short[sys_], k.replace('_', ' '))] = s[k]
         if 'oracle' in m['systems']:
             v[(run, 'fine', 'ceiling')] = m['systems']['fine-tuned']['combined']['mean'] / m['systems']['oracle']['combined']['mean']
-        for metric, p in m['paired'].items():
+        for metric, p in m.get('paired', {}).items():
             for k in ('diff', 'lo', 'hi', 'p'): v[(run, 'paired', metric, k)] = p[k]
         for part, share in (m.get('shown') or {}).items(): v[(run, 'shown', part)] = share
         v[(run, 'bertscore model')] = m['settings']['bertscore']['model']

@@ -17,11 +17,11 @@ from .models import Captioner, MODEL_SPECS
 
 # %% auto 0
 __all__ = ['PIXEL_CACHE_BYTES', 'log', 'SCHEDULERS', 'TAG_POOLS', 'TAG_LOSSES', 'DEFAULT_SOURCE', 'SYNTH_DEFAULTS',
-           'STREAM_BUFFER', 'EncodedRows', 'PixelRows', 'cache_pixels', 'pixel_values', 'CaptionCollator',
-           'with_features', 'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer',
-           'last_complete_checkpoint', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_frozen_parts',
-           'tag_words', 'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision',
-           'prepare_splits', 'check_streaming', 'prepare_stream_splits', 'run_name', 'train_run']
+           'STREAM_BUFFER', 'CLIP_SCORER', 'EncodedRows', 'PixelRows', 'cache_pixels', 'pixel_values',
+           'CaptionCollator', 'with_features', 'loss_history', 'NaNLossError', 'HistoryCallback', 'make_optimizer',
+           'last_complete_checkpoint', 'train_model', 'fit', 'ClipPairCollator', 'LMCollator', 'pretrain_clip',
+           'pretrain_gpt2', 'tag_words', 'tag_vocabulary', 'TagCollator', 'tag_loss', 'VisionTagger', 'pretrain_vision',
+           'prepare_splits', 'check_streaming', 'prepare_stream_splits', 'run_name', 'train_run', 'train_clip_scorer']
 
 # %% ../nbs/04_train.ipynb
 PIXEL_CACHE_BYTES = 1 << 30   # the tiny preset's training split (4,006 images 64²) takes 188 MiB
@@ -227,25 +227,28 @@ class LMCollator:
         enc = self.tok(texts, padding='longest', truncation=True, max_length=self.max_length, return_tensors='pt')
         return dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'], labels=enc['input_ids'].masked_fill(enc['attention_mask'] == 0, -100))
 
-def pretrain_frozen_parts(captioner, dsd:DatasetDict, out:Path|str, clip_epochs:int=6, gpt2_epochs:int=2, clip_lr:float=5e-4, lr:float=2e-3,
-                          clip_batch_size:int=64, batch_size:int=32, seed:int=42) -> dict:
-    "Tiny preset: train the CLIP-prefix captioner's CLIP (contrastive) and GPT-2 (language model); CLIP is then frozen, GPT-2 as configured."
-    out, frozen = Path(out), captioner.model.config.freeze_gpt2
-    text = lambda d: d.select_columns(['prompt'])
-    for p in captioner.clip.parameters(): p.requires_grad = True
-    captioner.clip.train()
-    pairs = [cache_pixels(dsd[s].select_columns(['image', 'prompt']), captioner.image_processor) for s in ('train', 'validation')]
-    clip_tr = train_model(captioner.clip, ClipPairCollator(captioner.tokenizer, captioner.image_processor), *pairs,
-                          out/'clip', epochs=clip_epochs, lr=clip_lr, weight_decay=0.1, batch_size=clip_batch_size, seed=seed, bf16='auto')
+def pretrain_clip(clip, tokenizer, image_processor, dsd:DatasetDict, out:Path|str, epochs:int=6, lr:float=5e-4, batch_size:int=64, seed:int=42) -> dict:
+    "Tiny preset: train a CLIP contrastively on the training split's image-prompt pairs; it is then frozen. Returns the history."
+    for p in clip.parameters(): p.requires_grad = True
+    clip.train()
+    pairs = [cache_pixels(dsd[s].select_columns(['image', 'prompt']), image_processor) for s in ('train', 'validation')]
+    tr = train_model(clip, ClipPairCollator(tokenizer, image_processor), *pairs, out, epochs=epochs, lr=lr, weight_decay=0.1,
+                     batch_size=batch_size, seed=seed, bf16='auto')
+    for p in clip.parameters(): p.requires_grad = False
+    clip.eval()
+    return tr.history
+
+def pretrain_gpt2(captioner, dsd:DatasetDict, out:Path|str, epochs:int=2, lr:float=2e-3, batch_size:int=32, seed:int=42) -> dict:
+    "Tiny preset: train the CLIP-prefix captioner's GPT-2 as a language model on the training prompts; then frozen or not, as configured. Returns the history."
+    frozen, text = captioner.model.config.freeze_gpt2, (lambda d: d.select_columns(['prompt']))
     captioner.model.set_gpt2_frozen(False); captioner.model.gpt.train()
     # the language model sees prompts as the captioner will give them: after a document start, with a text prompt prefix
-    gpt_tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer, prefixes=captioner.train_prefixes), text(dsd['train']), text(dsd['validation']),
-                         out/'gpt2', epochs=gpt2_epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed, bf16='auto')
+    tr = train_model(captioner.model.gpt, LMCollator(captioner.tokenizer, prefixes=captioner.train_prefixes), text(dsd['train']), text(dsd['validation']),
+                     out, epochs=epochs, lr=lr, weight_decay=0.01, batch_size=batch_size, seed=seed, bf16='auto')
     captioner.model.set_gpt2_frozen(frozen)
     captioner.model.init_map_at_document_start(captioner.tokenizer.eos_token_id)
-    for p in captioner.clip.parameters(): p.requires_grad = False
-    captioner.clip.eval(); captioner.model.gpt.eval()
-    return dict(clip=clip_tr.history, gpt2=gpt_tr.history)
+    captioner.model.gpt.eval()
+    return tr.history
 
 # %% ../nbs/04_train.ipynb
 def tag_words(prompt) -> set[str]:
@@ -321,7 +324,9 @@ def pretrain_vision(captioner:Captioner, dsd:DatasetDict, out:Path|str,
     val = dsd['validation'].select(range(min(n_eval, len(dsd['validation']))))
     tr = train_model(tagger, TagCollator(captioner.image_processor, vocab), data(dsd['train']), data(val), out,
                      epochs=epochs, lr=lr, weight_decay=0.05, scheduler='linear', warmup=warmup, batch_size=batch_size, seed=seed, keep='last', bf16='auto')
-    return dict(tags=len(vocab), min_count=min_count, pool=pool, loss=loss, warmup=warmup, history=tr.history)
+    counts = [sum(w in tag_words(p) for p in column(dsd['train'], 'prompt')) for w in vocab]
+    return dict(tags=len(vocab), min_count=min_count, pool=pool, loss=loss, warmup=warmup, history=tr.history,
+                vocab=vocab, counts=counts, tagger=tagger.eval())   # the last two: for `tagger.export_wd_tagger`, not for the summary
 
 # %% ../nbs/04_train.ipynb
 import json
@@ -330,6 +335,7 @@ from .data import load_diffusiondb, split_dataset, save_split_manifest, stream_h
 from .synth import IMAGES_PER_PROMPT_2M
 from .models import check_model, build_captioner, load_captioner
 from .generate import choose_decoding   # the decoding stored with a trained model
+from .tagger import export_wd_tagger
 
 DEFAULT_SOURCE = 'data/mini-diffusiondb'
 SYNTH_DEFAULTS = dict(n_prompts=5000, images_per_prompt=IMAGES_PER_PROMPT_2M, seed=0, size=64)   # 6,676 images, 3,000 training prompts
@@ -369,6 +375,11 @@ def prepare_stream_splits(source:str=DEFAULT_SOURCE, # a DiffusionDB folder, or 
     src = source if str(source) in HUB_SUBSETS else (Path(source) if Path(source).is_absolute() else project_path(source))
     train, held = stream_held_out(load_diffusiondb(src, n=n, seed=seed, streaming=True), n_eval, seed=seed)
     return dict(train=train.shuffle(seed=seed, buffer_size=STREAM_BUFFER), validation=held['validation'], test=held['test'])
+
+# the tiny preset's CLIP (the offline CLIP scorer, the CLIP-prefix captioner's encoder, the demo's tagger): tagged with a
+# binary loss a word (its outputs are probabilities, as a WD tagger's; softmax tags cost the CLIP-prefix model colour,
+# 03_models), then trained contrastively
+CLIP_SCORER = dict(vision=dict(epochs=8, loss='bce', warmup=0.0), clip=dict(epochs=6, lr=5e-4, batch_size=64))
 
 def run_name(model:str, preset:str, split_by:str='prompt', arch:dict|None=None, streaming:bool=False) -> str:
     "runs/ folder name: the model and preset, then what differs from the defaults (split, architecture options, a stream)."
@@ -417,13 +428,19 @@ def train_run(model:str='blip',          # one of MODELS
         if streaming: save_json(stream_manifest(DatasetDict(validation=dsd['validation'], test=dsd['test']), seed=seed, source=str(source)), out/'split.json')
         else: save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
     # the paper preset's tokenizer is its checkpoint's (a stream's prompts are never all read); the tiny one learns the training prompts'
-    cap = build_captioner(model, preset, train_prompts=None if streaming else column(dsd['train'], 'prompt'), **arch)
+    # the tiny CLIP-prefix model's CLIP is the split's CLIP scorer (trained first where it is missing)
+    clip = str(train_clip_scorer(preset, source, n, split_by, seed, vision_epochs=vision_epochs)['clip']) if model == 'clip-gpt2' and preset == 'tiny' else None
+    cap = build_captioner(model, preset, train_prompts=None if streaming else column(dsd['train'], 'prompt'), checkpoint=clip, **arch)
     pre, tagging = {}, dict(spec.train_settings(preset).get('vision') or {})
     if tagging and vision_epochs is not None: tagging['epochs'] = vision_epochs
     freeze_vision = tagging.pop('freeze', False)   # keep the tagged tower as it is while the captioner learns
-    if tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
+    if donor := tagging.pop('from_run', None):   # the tagged tower of another captioner's run of this split (trained first where it is missing)
+        d = train_run(donor, preset, source, n, split_by, seed, vision_epochs=vision_epochs)
+        cap.take_tower(load_captioner(project_path('runs', run_name(donor, preset, split_by))/'initial'))
+        pre['vision'] = dict(from_run=run_name(donor, preset, split_by), tags=d['vision_tags'])
+    elif tagging: pre['vision'] = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
     if freeze_vision: cap.vision_tower().requires_grad_(False)
-    if model == 'clip-gpt2' and preset == 'tiny': pre |= pretrain_frozen_parts(cap, dsd, out/'pretrain', seed=seed)
+    if clip: pre['clip'], pre['gpt2'] = dict(from_run=str(Path(clip).parent)), pretrain_gpt2(cap, dsd, out/'pretrain'/'gpt2', seed=seed)
     if main and preset == 'tiny' and not (out/'initial'/'captioner.json').exists():
         cap.save_pretrained(out/'initial')   # where fine-tuning starts: the evaluation's "before"
     res = fit(cap, dsd, out, seed=seed, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_steps=steps if streaming else None)
@@ -434,10 +451,39 @@ def train_run(model:str='blip',          # one of MODELS
     summary = dict(config=config, settings=res['settings'], architecture=spec.architecture(preset, **arch), first_eval_loss=res['first_eval_loss'], best_eval_loss=res['best_eval_loss'],
                    n_train=None if streaming else len(dsd['train']), n_validation=len(dsd['validation']), n_test=len(dsd['test']),
                    parameters=cap.n_params(), trainable_parameters=cap.n_params(trainable_only=True),
-                   pretrain={k: v['history']['epochs'] if k == 'vision' else v['epochs'] for k, v in pre.items()} or None,
+                   pretrain={k: v['history']['epochs'] if 'history' in v else v.get('epochs', v) for k, v in pre.items()} or None,
                    vision_tags=pre['vision']['tags'] if 'vision' in pre else None, decoding=decoding, provenance=provenance(config))
     if streaming: summary['train_images_drawn'] = steps * res['settings']['batch_size'] * res['settings']['grad_accum']   # repeats if the stream is shorter
     save_json(summary, out/'summary.json')
     for c in list(out.rglob('checkpoints')): shutil.rmtree(c)   # the best model is in model/; resume states are no longer needed
     barrier()
     return summary
+
+def train_clip_scorer(preset:str='tiny', source:str=DEFAULT_SOURCE, n:int|None=None, split_by:str='prompt', seed:int=42,
+                      force:bool=False, out:str|None=None,
+                      vision_epochs:int|None=None,   # tagging epochs over `CLIP_SCORER`'s
+                     ) -> dict:
+    """The tiny preset's CLIP for a split, in runs/clip-tiny[-split-image]/: `clip/` (a CLIP folder: the offline CLIP scorer
+    of every evaluation, and the CLIP-prefix captioner's encoder) and `tagger/` (its tagging head in the WD tagger format,
+    `--system tagger`'s offline tagger). Built as the CLIP-prefix captioner builds its CLIP; trained once, then loaded."""
+    if preset != 'tiny': raise ValueError(f"only the tiny preset trains its CLIP; the paper preset's is {MODEL_SPECS['clip-gpt2'].checkpoint.split('+')[0]} from the hub")
+    check_choice('split by', split_by, SPLITS_BY)
+    out = Path(out) if out else project_path('runs', run_name('clip', preset, split_by))
+    config = dict(model='clip', preset=preset, source=str(source), n=n, split_by=split_by, seed=seed) | ({} if vision_epochs is None else dict(vision_epochs=vision_epochs))
+    if not force and done_with(out/'summary.json', config): return load_json(out/'summary.json') | dict(clip=out/'clip')
+    if force: shutil.rmtree(out, ignore_errors=True)
+    set_seed(seed)
+    dsd = prepare_splits(source, n, seed, split_by)
+    out.mkdir(parents=True, exist_ok=True); save_split_manifest(dsd, out/'split.json', by=split_by, seed=seed, source=str(source))
+    cap = build_captioner('clip-gpt2', preset, train_prompts=column(dsd['train'], 'prompt'))   # its CLIP, tokenizer and image processor
+    tagging = CLIP_SCORER['vision'] | ({} if vision_epochs is None else dict(epochs=vision_epochs))
+    tags = pretrain_vision(cap, dsd, out/'pretrain'/'vision', seed=seed, **tagging)
+    export_wd_tagger(tags['tagger'], cap.image_processor, tags['vocab'], out/'tagger', tags['counts'])   # the tagged tower, before CLIP training moves it
+    contrastive = pretrain_clip(cap.clip, cap.tokenizer, cap.image_processor, dsd, out/'pretrain'/'clip', seed=seed, **CLIP_SCORER['clip'])
+    for part in (cap.clip, cap.image_processor, cap.tokenizer): part.save_pretrained(out/'clip')
+    summary = dict(config=config, settings=dict(CLIP_SCORER, vision=tagging), vision_tags=tags['tags'], n_train=len(dsd['train']),
+                   n_validation=len(dsd['validation']), n_test=len(dsd['test']), parameters=sum(p.numel() for p in cap.clip.parameters()),
+                   pretrain=dict(vision=tags['history']['epochs'], clip=contrastive['epochs']), provenance=provenance(config))
+    save_json(summary, out/'summary.json')
+    for c in list(out.rglob('checkpoints')): shutil.rmtree(c)
+    return summary | dict(clip=out/'clip')

@@ -12,7 +12,7 @@ session of its own, so killing torchrun's process group had left them training b
 losses 1.6e-3 apart, and once two runs' ranks waiting for each other). Whether two fresh two-process runs are bitwise
 equal here (one process is: tests/test_resume.py) is not measured, so the bound leaves room for reordered sums; a
 lost random state shows in the log, which the test reads."""
-import json, os, socket, subprocess, sys
+import json, os, shutil, socket, subprocess, sys
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,8 +106,9 @@ def test_caption_systems_two_processes_fit_once(runs, mini_db, tmp_path):
     from imgcap2text.data import column, load_diffusiondb
     from imgcap2text.models import build_captioner
     blip, _, homes, _ = runs
-    home = homes['two']   # the offline CLIP scorer is the clip-gpt2 run's tiny CLIP: an untrained one stands in for it here
-    build_captioner('clip-gpt2', train_prompts=column(load_diffusiondb(mini_db), 'prompt')).save_pretrained(home/'runs'/'clip-gpt2-tiny'/'model')
+    home = homes['two']   # the offline CLIP scorer is the split's tiny CLIP (runs/clip-tiny/clip): an untrained one stands in for it here
+    build_captioner('clip-gpt2', train_prompts=column(load_diffusiondb(mini_db), 'prompt')).save_pretrained(home/'cg')
+    shutil.copytree(home/'cg'/'clip', home/'runs'/'clip-tiny'/'clip')
     assert not (blip['two']/'systems').exists()
     zips = [str(p) for p in sorted((mini_db/'images').glob('*.zip'))][:1]
     caption = ['-m', 'imgcap2text.cli', 'caption', *zips, '--model', str(blip['two']), '--system', 'retrieval', '--batch_size', '8']

@@ -39,6 +39,23 @@ def test_data_driver(home, monkeypatch):
     assert (home/'figures'/'prompt_lengths.pdf').exists()
 
 
+def test_train_driver_clip_scorer(home, monkeypatch):
+    "The split's tiny CLIP first, as make demo trains it: a CLIP folder every evaluation scores with, and its tagger in the WD format."
+    run_driver('train', home, monkeypatch, 'train-clip.ipynb', model='clip')
+    run = home/'runs'/'clip-tiny'
+    s = json.loads((run/'summary.json').read_text())
+    assert s['config']['model'] == 'clip' and s['settings']['vision']['loss'] == 'bce' and s['vision_tags'] > 20
+    assert s['pretrain']['clip'][-1]['eval_loss'] < 0.5 * s['pretrain']['clip'][0]['eval_loss'], s['pretrain']['clip']   # it learnt to pair
+    assert (run/'clip'/'model.safetensors').exists() and (run/'tagger'/'model.onnx').exists()
+    from imgcap2text.tagger import WdTagger, TagOptions
+    t = WdTagger.from_pretrained(str(run/'tagger'), device='cpu')
+    test = prepare_splits(str(home/'data'/'mini-diffusiondb'))['test'].select(range(16))
+    tags = t.tags(test['image'], TagOptions(general_threshold=0.5))
+    words = lambda p: set(re.findall(r'[a-z]+', p.lower()))
+    hits = [len(set(tg) & words(p)) / max(len(tg), 1) for tg, p in zip(tags, test['prompt'])]
+    assert sum(hits) / len(hits) > 0.6, list(zip(tags, test['prompt']))   # most tags it is sure of are words of the prompt
+
+
 @pytest.mark.parametrize('model', ['blip', 'vit-gpt2', 'clip-gpt2'])
 def test_train_driver_defaults(model, home, monkeypatch):
     run_driver('train', home, monkeypatch, f'train-{model}.ipynb', model=model)
@@ -59,10 +76,20 @@ def test_train_driver_defaults(model, home, monkeypatch):
     if model != 'clip-gpt2':
         before, after = (dict(load_captioner(run/f).vision_tower().named_parameters()) for f in ('initial', 'model'))
         assert summary['settings']['vision'].get('freeze', False) and all(torch.equal(before[k], after[k]) for k in before)
+    if model == 'vit-gpt2':   # BLIP's tagged tower, taken over: the same outputs on the same images
+        tower = load_captioner(home/'runs'/'blip-tiny'/'initial')
+        ims = prepare_splits(str(home/'data'/'mini-diffusiondb'))['test'].select(range(4))['image']
+        vit = load_captioner(run/'model')
+        with torch.no_grad():
+            want = tower.vision_tower()(pixel_values=tower.image_inputs(ims)['pixel_values']).last_hidden_state
+            got = vit.vision_tower()(pixel_values=vit.image_inputs(ims)['pixel_values']).last_hidden_state
+        assert torch.allclose(got, want, atol=1e-4) and summary['pretrain']['vision']['from_run'] == 'blip-tiny'
     if model == 'clip-gpt2':
         assert summary['architecture'] == dict(mapping='linear', prefix_length=1, freeze_gpt2=False)  # the tiny preset's
         assert not any(p.requires_grad for p in load_captioner(run/'model').clip.parameters())   # CLIP stays frozen
         assert (run/'model'/'clip'/'model.safetensors').exists()
+        scorer = home/'runs'/'clip-tiny'/'clip'   # its CLIP is the split's CLIP scorer, unchanged
+        assert (run/'model'/'clip'/'model.safetensors').read_bytes() == (scorer/'model.safetensors').read_bytes()
     # captions of training images read like their prompts: they describe a whole scene in the prompts' grammar,
     # and share many words with the image's own prompt
     cap = load_captioner(run/'model')
@@ -82,6 +109,19 @@ def test_unknown_model_fails_before_any_work(tmp_path, monkeypatch):
         pm.execute_notebook(str(ROOT/'nbs'/'train.ipynb'), str(tmp_path/'bad.ipynb'), parameters=dict(model='blip-2'),
                             cwd=str(ROOT/'nbs'), progress_bar=False)
     assert not (tmp_path/'runs').exists() and not (tmp_path/'data').exists()
+
+
+def test_evaluate_driver_split_systems(home, monkeypatch):
+    "The split's own systems, scored once (as make demo's evaluate-clip-prompt): every captioner's evaluation takes them."
+    run_driver('evaluate', home, monkeypatch, 'evaluate-clip.ipynb', model='clip', zero_shot=0)
+    m = json.loads((home/'results'/'clip-tiny'/'metrics.json').read_text())
+    assert set(m['systems']) == {'prior', 'nearest neighbour', 'retrieval', 'regression', 'tagger', 'oracle'} and m['split_key']
+    tags = pd.read_csv(home/'results'/'clip-tiny'/'baselines.csv', keep_default_na=False).query("system == 'tagger'")
+    assert len(tags) == m['n_test'] and tags.caption.str.contains(', ').mean() > 0.9   # tags joined with ', '
+    # the leaky split by image, with no training: its nearest neighbour finds the very prompt far more often
+    run_driver('evaluate', home, monkeypatch, 'evaluate-clip-image.ipynb', model='clip', split_by='image')
+    leak = json.loads((home/'results'/'clip-tiny-split-image'/'metrics.json').read_text())['systems']['nearest neighbour']['combined']
+    assert leak['lo'] > m['systems']['nearest neighbour']['combined']['hi'], (leak, m['systems']['nearest neighbour'])
 
 
 @pytest.mark.parametrize('model', ['clip-gpt2', 'blip', 'vit-gpt2'])
@@ -122,9 +162,12 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
     # the practitioners' systems (issue 14): a prompt for every test image; the interrogator only ever raises the CLIP
     # score of the caption it starts from (image by image)
     base = pd.read_csv(out/'baselines.csv', keep_default_na=False)
-    for k in ('retrieval', 'regression', 'interrogator'): assert k in s and (base.system == k).sum() == m['n_test'], k
-    chain = base[base.system == 'interrogator'].set_index('image')['clip']   # ['clip']: .clip is a pandas method
-    assert (chain - pred.set_index('image')['clip'].loc[chain.index] >= -1e-3).all()
+    for k in ('retrieval', 'regression', 'tagger'): assert k in s and (base.system == k).sum() == m['n_test'], k
+    assert m['split_systems_from'] == 'clip-tiny' and s['pre-trained']['n_images'] == 256   # the floor on the first 256 test images
+    assert ('interrogator' in s) == (model == 'blip')   # from the captions of the leaderboard's BLIP
+    if model == 'blip':
+        chain = base[base.system == 'interrogator'].set_index('image')['clip']   # ['clip']: .clip is a pandas method
+        assert (base.system == 'interrogator').sum() == m['n_test'] and (chain - pred.set_index('image')['clip'].loc[chain.index] >= -1e-3).all()
     assert -1 <= s['regression']['cosine']['mean'] <= 1 and s['regression']['cosine']['mean'] != s['retrieval']['cosine']['mean']
     # with no training run (issue 21): CLIP Interrogator's best mode picks its most CLIP-similar candidate, the caption
     # among them, so it never lowers the CLIP score of the caption it starts from
@@ -141,7 +184,7 @@ def test_evaluation_reruns_to_the_same_numbers(home, monkeypatch):
     again = json.loads((out/'metrics.json').read_text())
     # the first evaluation took the split's own systems from clip-gpt2's (`split_results`); forced, it scores them
     # itself, in one pass with other captions: BERTScore's and MiniLM's batches differ, so float noise is allowed
-    assert first['split_systems_from'] == 'clip-gpt2-tiny' and again['split_systems_from'] is None
+    assert first['split_systems_from'] == 'clip-tiny' and again['split_systems_from'] is None
     assert_close(again['systems'], first['systems'])
     assert_close(again['paired'], first['paired'])
 

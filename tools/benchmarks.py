@@ -256,7 +256,7 @@ def bench_scoring(rows, run='blip-tiny'):
 def tiny_clip_folder():
     "The demo's tiny CLIP (`make demo` first), else an untrained one of the same size (then speeds hold, recall is on random weights)."
     from imgcap2text.core import project_path
-    p = project_path('runs', 'clip-gpt2-tiny', 'model', 'clip')
+    p = project_path('runs', 'clip-tiny', 'clip')
     if (p/'config.json').exists(): return str(p), "the demo's tiny CLIP"
     from imgcap2text.models import build_captioner
     d = Path(tempfile.mkdtemp())/'cg'
