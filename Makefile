@@ -68,26 +68,30 @@ split_of = $(lastword $(subst -, ,$1))
 model_of = $(patsubst %-$(call split_of,$1),%,$1)
 demo: $(STAMP)
 	rm -rf runs/timings; mkdir -p runs
-	$(MAKE) -j$(JOBS) latex-quietly $(TRAINS) $(EVALS)
+	$(MAKE) -j$(JOBS) latex-quietly $(TRAINS) $(EVALS) analyse-prefix
 	$(STAGE) analyse -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb
 	$(MAKE) report
 	@$(BIN)/python tools/stage.py summary --t0 $(DEMO_T0)
 	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/; each stage's time: runs/timings/summary.md)"
 
-.PHONY: demo-data $(TRAINS) $(EVALS) latex-quietly
+.PHONY: demo-data $(TRAINS) $(EVALS) latex-quietly analyse-prefix
 demo-data:
 	$(STAGE) data -- $(LANE) nbs/data.ipynb runs/data.ipynb $(if $(DEMO_PROMPTS),-p synth_prompts $(DEMO_PROMPTS))
+# (the recipes name the model and split from the target: a target in two static pattern rules has the last one's stem)
 $(TRAINS): train-%: demo-data
-	$(STAGE) $@ -- $(LANE) nbs/train.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*)
+	$(STAGE) $@ -- $(LANE) nbs/train.ipynb runs/$@.ipynb -p model $(call model_of,$(@:train-%=%)) -p split_by $(call split_of,$@)
 # the CLIP-prefix model's CLIP is its split's; ViT-GPT2 captions from BLIP's tagged tower
 $(filter train-clip-gpt2-%,$(TRAINS)): train-clip-gpt2-%: train-clip-%
 $(filter train-vit-gpt2-%,$(TRAINS)): train-vit-gpt2-%: train-blip-%
 # every evaluation scores with the split by prompt's CLIP; the split's own systems (prior, retrieval, regression, the
 # tagger, the oracle, ...) are scored once (evaluate-clip-prompt) and each captioner's evaluation of the split takes them
 $(EVALS): evaluate-%: train-clip-prompt
-	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$*) -p split_by $(call split_of,$*) $(if $(filter prompt,$(call split_of,$*)),$(BANK_PARAM))
+	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$(@:evaluate-%=%)) -p split_by $(call split_of,$@) $(if $(filter prompt,$(call split_of,$@)),$(BANK_PARAM))
 $(CAPTIONER_EVALS): evaluate-%: train-%
 $(filter %-prompt,$(CAPTIONER_EVALS)): evaluate-clip-prompt
+# the CLIP-GPT2 report's prefix study, as soon as its model is trained (the analysis at the end then reads it)
+analyse-prefix: train-clip-gpt2-prompt
+	$(STAGE) $@ -- $(LANE) nbs/analyse.ipynb runs/$@.ipynb -p prefix_only True
 
 # the PDF from results/ and figures/; LaTeX is installed first where apt-get can (root), else we say what to install
 report: $(STAMP) latex

@@ -15,7 +15,7 @@ from .clip_prefix import PREFIXES
 __all__ = ['MODEL_LABELS', 'LEADERBOARD_METRICS', 'log', 'with_template', 'prefix_captions', 'prefix_matrix', 'centre',
            'prefix_ranking', 'top_bottom_cumulative', 'pixel_similarity', 'synthetic_text_to_image',
            'regenerate_similarity', 'leaderboard', 'leaderboard_winners', 'leaderboard_table', 'write_leaderboard',
-           'prefix_study', 'regenerate_study', 'run_analysis']
+           'prefix_study', 'regenerate_study', 'cached_prefix_study', 'run_analysis']
 
 # %% ../nbs/08_analysis.ipynb
 def with_template(prefix:str, caption:str) -> str:
@@ -105,7 +105,7 @@ from .core import load_json, atomic_write, save_json
 from .evaluation import SPLIT_SYSTEMS, save_table
 from . import plots
 MODEL_LABELS = {'blip': 'BLIP', 'vit-gpt2': 'ViT-GPT2', 'clip-gpt2': 'CLIP-prefix GPT-2'}
-LEADERBOARD_METRICS = ('combined', 'cosine', 'clip')
+LEADERBOARD_METRICS = ('combined', 'cosine', 'clip', 'clip_i')   # clip_i: the round trip's (a system's prompt regenerated, compared by CLIP)
 
 def leaderboard(results:Path|str,    # the results/ folder
                 preset:str='tiny',   # whose runs: results/<model>-<preset>/ for every model
@@ -125,7 +125,7 @@ def leaderboard(results:Path|str,    # the results/ folder
         s = metrics[m]['systems'].get(system)
         if s is None: continue
         row = dict(system=label, source=f'{m}-{preset}:{system}', n=s['combined'].get('n', metrics[m]['n_test']))   # the zero-shot interrogator answers a subset
-        for k in LEADERBOARD_METRICS: row |= {k: s[k]['mean'], f'{k}_lo': s[k]['lo'], f'{k}_hi': s[k]['hi']}
+        for k in LEADERBOARD_METRICS: row |= {k: s[k]['mean'], f'{k}_lo': s[k]['lo'], f'{k}_hi': s[k]['hi']} if k in s else {k: float('nan'), f'{k}_lo': float('nan'), f'{k}_hi': float('nan')}
         rows.append(row | dict(visible=s.get('visible', {}).get('all', float('nan'))))
     return pd.DataFrame(rows)
 
@@ -134,6 +134,7 @@ def leaderboard_winners(board:pd.DataFrame) -> dict:
     # the oracle aside, and systems that answered only a subset of the test images (the zero-shot interrogator)
     out, real = {}, board[(board.system != 'oracle') & (board.n == board.n.max() if 'n' in board else True)]
     for k in (*LEADERBOARD_METRICS, 'visible'):
+        if real[k].isna().all(): continue   # a column no system has (the round trip off the tiny preset)
         top = real.sort_values(k, ascending=False).iloc[:2]
         a, b = top.iloc[0], top.iloc[1]
         out[k] = dict(best=a.system, value=float(a[k]), runner_up=b.system, runner_up_value=float(b[k]),
@@ -147,10 +148,11 @@ def leaderboard_table(board:pd.DataFrame) -> pd.DataFrame:
     "The leaderboard for reading: 'mean [lo, hi]' per metric, the best non-oracle value of each column in bold (**…**)."
     t = pd.DataFrame({'System': board.system})
     best = leaderboard_winners(board)
-    for k, name in (('combined', 'Combined'), ('cosine', 'Cosine'), ('clip', 'CLIP score')):
+    for k, name in (('combined', 'Combined'), ('cosine', 'Cosine'), ('clip', 'CLIP score'), ('clip_i', 'Regenerated CLIP-I')):
+        if k not in best: continue
         d = 1 if k == 'clip' else 3
         t[name] = [(f'**{r[k]:.{d}f}**' if r.system == best[k]['best'] else f'{r[k]:.{d}f}') + f' [{r[k+"_lo"]:.{d}f}, {r[k+"_hi"]:.{d}f}]'
-                   for _, r in board.iterrows()]
+                   if r[k] == r[k] else '—' for _, r in board.iterrows()]
     t['Visible parts'] = [f'**{v:.2f}**' if s == best['visible']['best'] else f'{v:.2f}' for s, v in zip(board.system, board.visible)]
     if 'n' in board: t['Images'] = board.n.astype(int).tolist()   # the test images each system answered
     return t.set_index('System')
@@ -201,43 +203,62 @@ def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixe
                 n_images=len(test), corr_tokens_clip=float(np.corrcoef(main['n_tokens'], main['clip'])[0, 1]) if main['n_tokens'].nunique() > 1 else None)
 
 def regenerate_study(result_dirs:dict[str, Path], out:Path|str, seed:int=0,
-                     workers:int|None=None,   # rendering processes (None: one per core, at most 4)
+                     workers:int|None=None,   # rendering processes where an evaluation did not render (None: one per core, at most 4)
                     ) -> pd.DataFrame:
-    """Regenerate-and-compare for each evaluated run: every system's captions rendered with the original seeds. Each
-    distinct (image, caption) is rendered once: the runs of one split share their split's systems (prior, retrieval, ...)."""
+    """Regenerate-and-compare for each evaluated run: every system's captions rendered with the original seeds, compared by
+    pixels and, where the evaluation rendered them, by CLIP (CLIP-I). The evaluations render as they score (`regen_pixel`,
+    `clip_i` columns); an older evaluation without them is rendered here, each distinct (image, caption) once."""
     import os
-    frames_of, rows_of = {}, {}   # (run, system) -> (images, captions); image -> its row (seed, steps, cfg, the image)
+    frames_of, rows_of = {}, {}   # (run, system) -> its frame; image -> its row (seed, steps, cfg, the image)
     for name, rdir in result_dirs.items():
-        test = load_run_splits(project_path('runs', rdir.name))['test'].select_columns(['image_name', 'image', 'seed', 'step', 'cfg'])
         frames = {k: pd.read_csv(rdir/f) for k, f in (('fine-tuned', 'predictions.csv'), ('pre-trained', 'predictions_pretrained.csv')) if (rdir/f).exists()}
         frames |= {k: g for k, g in pd.read_csv(rdir/'baselines.csv').groupby('system', sort=False)}
-        wanted = {im for f in frames.values() for im in f.image} - set(rows_of)
-        rows_of |= {r['image_name']: r for r in test if r['image_name'] in wanted}
-        for system, f in frames.items(): frames_of[name, system] = (f.image.tolist(), f.caption.fillna('').astype(str).tolist())
-    pairs = list(dict.fromkeys((im, cap) for images, caps in frames_of.values() for im, cap in zip(images, caps)))
-    sims = regenerate_similarity([cap for _, cap in pairs], [rows_of[im] for im, _ in pairs], workers=workers or min(os.cpu_count() or 1, 4))
+        for system, f in frames.items(): frames_of[name, system] = f.assign(caption=f.caption.fillna('').astype(str))
+        if any('regen_pixel' not in f for f in frames.values()):
+            test = load_run_splits(project_path('runs', rdir.name))['test'].select_columns(['image_name', 'image', 'seed', 'step', 'cfg'])
+            wanted = {im for f in frames.values() for im in f.image} - set(rows_of)
+            rows_of |= {r['image_name']: r for r in test if r['image_name'] in wanted}
+    missing = [f for f in frames_of.values() if 'regen_pixel' not in f]
+    pairs = list(dict.fromkeys((im, cap) for f in missing for im, cap in zip(f.image, f.caption)))
+    sims = regenerate_similarity([cap for _, cap in pairs], [rows_of[im] for im, _ in pairs], workers=workers or min(os.cpu_count() or 1, 4)) if pairs else []
     sim_of = dict(zip(pairs, sims))
     rows, summary = [], []
-    for (name, system), (images, caps) in frames_of.items():
-        sim = [sim_of[im, cap] for im, cap in zip(images, caps)]
-        rows.append(pd.DataFrame(dict(run=name, system=system, image=images, similarity=sim)))
-        summary.append(dict(run=name, system=system) | bootstrap_ci(sim, seed=seed))
+    for (name, system), f in frames_of.items():
+        sim = f.regen_pixel.tolist() if 'regen_pixel' in f else [sim_of[im, cap] for im, cap in zip(f.image, f.caption)]
+        clip_i = f.clip_i.tolist() if 'clip_i' in f else [float('nan')] * len(f)
+        rows.append(pd.DataFrame(dict(run=name, system=system, image=f.image.tolist(), similarity=sim, clip_i=clip_i)))
+        summary.append(dict(run=name, system=system) | bootstrap_ci(sim, seed=seed)
+                       | ({f'clip_i_{k}': v for k, v in bootstrap_ci(clip_i, seed=seed).items()} if 'clip_i' in f else {}))
     atomic_write(Path(out)/'regenerate_images.csv', pd.concat(rows).to_csv(index=False))
     s = pd.DataFrame(summary); atomic_write(Path(out)/'regenerate.csv', s.to_csv(index=False))
     return s
 
-def run_analysis(preset:str='tiny', clip:str|None=None, progress:bool=True) -> dict:
+def cached_prefix_study(run:Path, out:Path, figures:Path, clip:str, progress:bool=True) -> dict:
+    "`prefix_study`, or what it found for this very run and CLIP (results/analysis/prefix.json): `make demo` runs it beside the evaluations."
+    from imgcap2text.core import sha256_text, files_fingerprint
+    key = sha256_text((Path(run)/'summary.json').read_text() + files_fingerprint(clip))
+    f = Path(out)/'prefix.json'
+    if f.exists() and load_json(f).get('key') == key and (Path(figures)/'prefix_matrix.pdf').exists(): return load_json(f)['info']
+    info = prefix_study(run, out, figures, clip, progress=progress)
+    save_json(dict(key=key, info=info), f)
+    return info
+
+def run_analysis(preset:str='tiny', clip:str|None=None, progress:bool=True,
+                 prefix_only:bool=False,   # the CLIP-GPT2 report's prefix study alone (a stage of its own in `make demo`)
+                ) -> dict:
     "Every analysis and figure from the runs and evaluations on disk; results/analysis/ and figures/."
     out, figures = project_path('results', 'analysis'), project_path('figures')
     out.mkdir(parents=True, exist_ok=True)
     info = {}
     runs = {m: project_path('runs', f'{m}-{preset}') for m in MODELS}
+    if prefix_only:
+        return dict(prefix=cached_prefix_study(runs['clip-gpt2'], out, figures, clip or default_clip(preset), progress=progress))
     hist = {m: load_json(r/'history.json') for m, r in runs.items() if (r/'history.json').exists()}
     if hist: plots.plot_loss_curves(hist, figures)
     first = next((r for r in runs.values() if (r/'summary.json').exists()), None)
     if first is not None: plots.plot_prompt_lengths(column(load_run_splits(first)['train'], 'prompt'), figures)
     if (runs['clip-gpt2']/'summary.json').exists():
-        info['prefix'] = prefix_study(runs['clip-gpt2'], out, figures, clip or default_clip(preset), progress=progress)
+        info['prefix'] = cached_prefix_study(runs['clip-gpt2'], out, figures, clip or default_clip(preset), progress=progress)
     done = {d.name: d for d in sorted(project_path('results').glob(f'*-{preset}*')) if (d/'predictions.csv').exists()}   # the captioners' evaluations
     if done:
         info['regenerate'] = regenerate_study(done, out).to_dict('records')

@@ -18,14 +18,17 @@ VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, backgroun
 
 # %% auto 0
 __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'IMPROVEMENT_FLOOR',
-           'METRIC_SCALES', 'PRETRAINED_IMAGES', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci',
-           'paired_bootstrap', 'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt',
-           'oracle_captions', 'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1',
-           'baselines_table', 'example_rows', 'table2', 'write_visibility', 'read_visibility', 'split_results',
-           'split_frames', 'clip_run', 'score_systems', 'evaluate_split', 'evaluate_run']
+           'METRIC_SCALES', 'PRETRAINED_IMAGES', 'pixel_similarity', 'regenerate_scores', 'caption_frame',
+           'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
+           'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
+           'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'write_visibility',
+           'read_visibility', 'split_results', 'split_frames', 'clip_run', 'score_systems', 'evaluate_split',
+           'regen_rows', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
-METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token')
+# the text metrics, CLIP's, and the round trip's: the prompt rendered again with the image's own seed, steps and CFG (offline:
+# the synthetic renderer), compared with the original by pixels and by CLIP image embeddings (`regenerate_scores`)
+METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token', 'regen_pixel', 'clip_i')
 # floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
 SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pre-trained', 'fine-tuned', 'interrogator',
            'interrogator (zero-shot)', 'oracle')
@@ -33,7 +36,35 @@ SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regre
 SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'oracle')
 ZERO_SHOT_IMAGES = 32    # test images the zero-shot interrogator answers (best mode: 1.5 s an image with the tiny CLIP on one thread, at the demo's end)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
-                    ew_clip='EW-CLIP', clip_per_token='CLIP/token')
+                    ew_clip='EW-CLIP', clip_per_token='CLIP/token', regen_pixel='Regenerated pixels', clip_i='Regenerated CLIP-I')
+
+def pixel_similarity(a, b, size:int=16) -> float:
+    "1 − mean absolute difference / 255 of the two images at `size` × `size` pixels, box-filtered."
+    from PIL import Image
+    x, y = (np.asarray(im.convert('RGB').resize((size, size), Image.BOX), float) for im in (a, b))
+    return float(1 - np.abs(x - y).mean() / 255)
+
+def regenerate_scores(pairs:list[tuple[int, str]],   # (test image index, prompt): each rendered once
+                      rows:list[dict],               # the test images' rows: image, seed, step, cfg
+                      scorer=None,                   # CLIP for CLIP-I (None: pixels only)
+                      image_embeds:torch.Tensor|None=None,   # the originals' normalised CLIP embeddings (computed if None)
+                      text_to_image=None,            # (prompt, seed, steps, cfg, size) -> image; None: the synthetic renderer
+                      batch_size:int=256) -> dict[tuple[int, str], tuple[float, float]]:
+    """The round trip the papers score inversion by (PEZ's Table 1): each prompt rendered again with its image's own seed,
+    steps and CFG, then compared with the original: pixel similarity, and CLIP-I, the cosine of their CLIP image embeddings."""
+    from imgcap2text.synth import render
+    t2i = text_to_image or (lambda p, seed, steps, cfg, size: render(p, seed=seed, size=size, cfg=cfg, steps=steps))
+    out = {}
+    for b in range(0, len(pairs), batch_size):
+        chunk = pairs[b:b + batch_size]
+        made = [t2i(p if isinstance(p, str) else '', int(rows[i]['seed']), int(rows[i]['step']), float(rows[i]['cfg']), rows[i]['image'].width) for i, p in chunk]
+        pix = [pixel_similarity(rows[i]['image'], m) for (i, _), m in zip(chunk, made)]
+        if scorer is None: cos = [float('nan')] * len(chunk)
+        else:
+            orig = image_embeds[[i for i, _ in chunk]] if image_embeds is not None else scorer.image_embeds([rows[i]['image'] for i, _ in chunk])
+            cos = (scorer.image_embeds(made) * orig).sum(-1).tolist()
+        out.update({pr: (x, c) for pr, x, c in zip(chunk, pix, cos)})
+    return out
 
 def caption_frame(captioner, ds, prefix:str|None=None, batch_size:int=16, progress:bool=True, **decoding) -> pd.DataFrame:
     "The captioner's captions of `ds`'s images (decoding as its report's, unless overridden)."
@@ -46,11 +77,15 @@ def score_frames(frames:dict,                  # system -> (its frame: prompt an
                  clip:ClipScorer|None=None,     # CLIP scorer; None: no CLIP columns
                  preset:str='tiny',             # metric preset (BERTScore model)
                  image_embeds:torch.Tensor|None=None, # CLIP embeddings of `images`, if already computed
+                 rows:list[dict]|None=None,     # the images' rows (image, seed, step, cfg): the round trip's columns too (`regenerate_scores`)
                 ) -> dict[str, tuple[pd.DataFrame, dict]]:
     "`score_frame` for several systems' captions of the same images, in one pass: a text that several share (the prompts above all) is embedded once."
     dfs = {k: df.reset_index(drop=True) for k, (df, _) in frames.items()}
     scores = text_scores([c for d in dfs.values() for c in d.caption], [p for d in dfs.values() for p in d.prompt], preset)
     im = None if clip is None else image_embeds if image_embeds is not None else clip.image_embeds(images)
+    regen = None
+    if rows is not None:   # each distinct (image, prompt) rendered once, whichever systems share it
+        regen = regenerate_scores(list(dict.fromkeys((i, c) for d in dfs.values() for i, c in enumerate(d.caption))), rows, clip, im)
     out, start = {}, 0
     for k, d in dfs.items():
         s = scores.iloc[start:start + len(d)].reset_index(drop=True); start += len(d)
@@ -63,6 +98,10 @@ def score_frames(frames:dict,                  # system -> (its frame: prompt an
             for m in ('clip', 'clip_per_token', 'ew_clip'): scored[m] = cols[m]
             info['settings']['clip'] = clip.settings()
             info['settings']['ew_clip'] = dict(definition='CLIP * (1 - mean token entropy / log|V|)', vocab_size=vocab_size)
+        if regen is not None:
+            scored['regen_pixel'], scored['clip_i'] = zip(*[regen[i, c] for i, c in enumerate(scored.caption)]) if len(scored) else ((), ())
+            info['settings']['regenerate'] = dict(text_to_image='the synthetic renderer, with each image\'s own seed, steps and CFG', pixel='1 - mean |difference| / 255 at 16x16',
+                                                  clip_i='cosine of CLIP image embeddings, original and regenerated', clip=clip.name if clip else None)
         out[k] = scored, info
     return out
 
@@ -293,10 +332,11 @@ def clip_run(run:Path|str) -> Path:
     c = load_json(Path(run)/'summary.json')['config']
     return Path(run).parent/run_name('clip', c['preset'], c['split_by'])
 
-def score_systems(frames:dict, images, scorer, metric_preset:str, im_test, prompts:list[str], visible, practice:dict, n_boot:int, seed:int):
-    "Every frame scored in one pass (`score_frames`) and summarised with intervals, visible-part accuracy where the ceiling is known."
+def score_systems(frames:dict, images, scorer, metric_preset:str, im_test, prompts:list[str], visible, practice:dict, n_boot:int, seed:int,
+                  rows:list[dict]|None=None):
+    "Every frame scored in one pass (`score_frames`; `rows`: the round trip too) and summarised with intervals, visible-part accuracy where the ceiling is known."
     scored, summaries, settings = {}, {}, None
-    for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test).items():
+    for k, (df, info) in score_frames(frames, images, scorer, metric_preset, image_embeds=im_test, rows=rows).items():
         scored[k] = df
         if k == 'regression':   # it predicts the embedding the cosine metric compares: scored as predicted, not as decoded
             scored[k]['cosine'] = (practice[k]['embeds'] * sentence_embeds(prompts)).sum(-1).tolist()
@@ -345,7 +385,8 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     test = dsd['test']; images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
     im_test = scorer.image_embeds(images)
     frames, practice, visible = split_frames(run, dsd, scorer, im_test, pd.DataFrame(dict(image=names, prompt=prompts)), bank, seed, force, leak_only)
-    scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed)
+    rows = regen_rows(test, preset)
+    scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed, rows)
     if zero_shot and not leak_only:
         from imgcap2text.interrogator import Interrogator
         Interrogator.load(scorer.name, progress=False)   # its tables' embeddings, cached for this CLIP
@@ -356,6 +397,10 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
                   shown={a: float(np.mean([v[a] for v in visible if v])) for a in VISIBLE_PARTS} if visible and any(visible) else None)
     save_json(result, out/'metrics.json')
     return result
+
+def regen_rows(test, preset:str) -> list[dict]|None:
+    "The test rows the round trip renders from (the tiny preset's synthetic images: the renderer is their text-to-image model); None elsewhere."
+    return list(test.select_columns(['image', 'seed', 'step', 'cfg'])) if preset == 'tiny' else None
 
 PRETRAINED_IMAGES = 256   # test images the untrained model captions (its scores are the floor; the paired comparison runs on them)
 
@@ -428,12 +473,13 @@ def evaluate_run(model:str='blip',          # one of MODELS
         from imgcap2text.systems import run_systems
         ps = run_systems(run, scorer, seed=seed)   # fitted once for the split (`evaluate_split`), loaded
         frames['interrogator'] = (base.assign(caption=ps.answer('interrogator', im_test, frames['fine-tuned'][0].caption.tolist())['prompts']), None)
-    pre_n = len(frames['pre-trained'][0]) if 'pre-trained' in frames else 0
+    pre_n, rows = len(frames['pre-trained'][0]) if 'pre-trained' in frames else 0, regen_rows(test, preset)
     scored, summaries, settings = score_systems({k: f for k, f in frames.items() if k != 'pre-trained'}, images, scorer, metric_preset, im_test,
-                                                prompts, visible, practice, n_boot, seed)
+                                                prompts, visible, practice, n_boot, seed, rows)
     if pre_n:
         idx = list(range(pre_n))
-        (df, info), = score_frames({'pre-trained': frames['pre-trained']}, [images[i] for i in idx], scorer, metric_preset, image_embeds=im_test[idx]).values()
+        (df, info), = score_frames({'pre-trained': frames['pre-trained']}, [images[i] for i in idx], scorer, metric_preset, image_embeds=im_test[idx],
+                                   rows=rows and rows[:pre_n]).values()
         scored['pre-trained'], summaries['pre-trained'] = df, summarise(df, info, n_boot, seed) | dict(n_images=pre_n)
         if visible is not None and any(visible): summaries['pre-trained']['visible'] = visible_accuracy(df.caption.tolist(), prompts[:pre_n], visible[:pre_n])
     if same: scored, summaries = dict(same['scored']) | scored, dict(same['summaries']) | summaries
@@ -443,7 +489,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
         it = Interrogator.load(scorer.name, progress=progress)
         zs = it.answer(im_test[idx], frames['fine-tuned'][0].caption.tolist()[:len(idx)], 'best')
         (df, info), = score_frames({k: (base.iloc[idx].assign(caption=[r['prompt'] for r in zs]), None)}, [images[i] for i in idx],
-                                   scorer, metric_preset, image_embeds=im_test[idx]).values()
+                                   scorer, metric_preset, image_embeds=im_test[idx], rows=rows and [rows[i] for i in idx]).values()
         scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(tables=it.source, n_images=len(idx),
             labels={t: len(v) for t, v in it.tables.items()}, dropped=sum(it.dropped.values()), min_flavors=it.min_flavors, max_flavors=it.max_flavors)
         # the captions it started from, on the same images: what CLIP Interrogator's labels change

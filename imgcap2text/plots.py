@@ -195,9 +195,10 @@ def plot_learning_curve(rows:list[dict],          # one per run: train_prompts, 
 # %% ../nbs/09_plots.ipynb
 def plot_leaderboard(board:pd.DataFrame,   # `analysis.leaderboard`: system, and each metric's mean, _lo and _hi
                      folder:Path|str='figures', name:str='leaderboard',
-                     metrics=(('combined', 'Combined'), ('cosine', 'cosine'), ('clip', 'CLIP score'))) -> pd.DataFrame:
+                     metrics=(('combined', 'Combined'), ('cosine', 'cosine'), ('clip', 'CLIP score'), ('clip_i', 'regenerated CLIP-I'))) -> pd.DataFrame:
     "Horizontal bars with 95% intervals, one panel per metric, coloured by kind of system; returns the plotted table (the `.dat`)."
     set_style()
+    metrics = [(k, label) for k, label in metrics if k in board and board[k].notna().any()]   # a column no system has is left out
     b = board.sort_values('combined').reset_index(drop=True)
     fig, axes = plt.subplots(1, len(metrics), figsize=(2 * COLUMN_WIDTH, 0.25 * len(b) + 0.8), sharey=True)
     from imgcap2text.systems import SYSTEMS as PRACTICE

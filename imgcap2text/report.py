@@ -70,7 +70,7 @@ def collect_numbers(results:Path|str) -> dict:
             for table, n in s.get('labels', {}).items(): v[(run, short[sys_], 'labels', table)] = n  # the interrogator's table sizes
             for k in ('dropped', 'min_flavors', 'max_flavors'):
                 if k in s: v[(run, short[sys_], k.replace('_', ' '))] = s[k]
-        if 'oracle' in m['systems']:
+        if 'oracle' in m['systems'] and 'fine-tuned' in m['systems']:
             v[(run, 'fine', 'ceiling')] = m['systems']['fine-tuned']['combined']['mean'] / m['systems']['oracle']['combined']['mean']
         for metric, p in m.get('paired', {}).items():
             for k in ('diff', 'lo', 'hi', 'p'): v[(run, 'paired', metric, k)] = p[k]
@@ -169,7 +169,7 @@ def write_generated(results:Path|str|None=None, out:Path|str|None=None,
     return out
 
 # %% ../nbs/10_report.ipynb
-LEADERBOARD_COLUMNS = dict(combined='Combined', cosine='the sentence cosine', clip='CLIP score', visible='visible-part accuracy')
+LEADERBOARD_COLUMNS = dict(combined='Combined', cosine='the sentence cosine', clip='CLIP score', clip_i='the regenerated CLIP-I', visible='visible-part accuracy')
 
 def winners_text(winners:dict) -> str:
     "The leaderboard's winners (`analysis.leaderboard_winners`) as LaTeX sentences: who leads each column, by how much, and whether the intervals are apart."

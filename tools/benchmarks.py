@@ -402,6 +402,49 @@ def bench_app(rows, clients=16, per_client=4, max_batch=8):
                      ours=fmt(b) + f': up to {max_batch} requests answered together; peak RSS {rss:.2f} GiB (server and clients)',
                      ratio=b['rate'] / a['rate'], goal='all answered; batched above alone'))
 
+def demo_tagger():
+    "The demo's tagger (runs/clip-tiny/tagger, `make demo` first), else the hub replica's WD-shaped tagger (448², random weights)."
+    from imgcap2text.core import project_path
+    p = project_path('runs', 'clip-tiny', 'tagger')
+    if (p/'model.onnx').exists(): return str(p), "the demo's tagger (64², ONNX)"
+    from imgcap2text.hub_replica import build_wd_tagger
+    d = Path(tempfile.mkdtemp())/'wd'; d.mkdir(); build_wd_tagger(d)
+    return str(d), 'a WD v3-shaped tagger (448², random weights)'
+
+def bench_tagger(rows, n=64, batch=16):
+    "`--system tagger`: onnxruntime batched against one image at a time (TagGUI's #328), the same tags."
+    from imgcap2text.tagger import WdTagger
+    folder, what = demo_tagger()
+    t = WdTagger.from_pretrained(folder)
+    ims, _ = images_and_prompts(n)
+    t.probabilities(ims[:2], 2)   # warm-up
+    one_by_one, batched = [], []
+    t_one = timed(lambda: one_by_one.extend(t.answer(ims, batch_size=1)))
+    t_batch = timed(lambda: batched.extend(t.answer(ims, batch_size=batch)))
+    rows.append(dict(benchmark=f'tagger ({what}, {t.provider}), {n} images', baseline=f'{n / t_one:.0f} images/s one at a time',
+                     ours=f'{n / t_batch:.0f} images/s in batches of {batch} (the same tags: {one_by_one == batched})', ratio=t_one / t_batch, goal='>1x'))
+
+def bench_sidecars(rows, n=10_000):
+    """Captioning a training folder: a rerun over {n} images that all have their caption file (no model may load: the
+    model path given does not exist), and writing the caption files beside the CSV against the CSV alone."""
+    from imgcap2text.caption import caption_paths
+    from imgcap2text.sidecars import Sidecars
+    d = Path(tempfile.mkdtemp())
+    ims, _ = images_and_prompts(16, size=32)
+    for i in range(n):
+        f = d/'data'/f'{i // 1000:02d}'/f'{i:05d}.png'; f.parent.mkdir(parents=True, exist_ok=True)
+        ims[i % 16].save(f); f.with_suffix('.txt').write_text(f'a caption, number {i}\n')
+    t_rerun = timed(lambda: caption_paths([str(d/'data')], str(d/'no-such-model'), d/'rerun.csv', sidecar='txt', progress=False))
+    rows.append(dict(benchmark=f'a rerun over {n:,} images that all have their caption file (`caption FOLDER --sidecar txt`)', baseline='—',
+                     ours=f'{t_rerun:.1f} s, no model loaded', ratio=float('nan'), goal='< 5 s'))
+    keys = [str(p) for p in sorted((d/'data').rglob('*.png'))][:2000]
+    sc = Sidecars([str(d/'data')], 'txt', 'overwrite')
+    rows_csv = [dict(image=k, caption=f'new caption {i}') for i, k in enumerate(keys)]
+    t_csv = timed(lambda: atomic_write(d/'index.csv', pd.DataFrame(rows_csv).to_csv(index=False)))
+    t_side = timed(lambda: [sc.write(k, r['caption']) for k, r in zip(keys, rows_csv)])
+    rows.append(dict(benchmark=f'writing {len(keys):,} captions: a caption file each (atomic) beside the CSV', baseline=f'{t_csv * 1000:.0f} ms the CSV alone',
+                     ours=f'{t_side * 1000:.0f} ms the caption files ({t_side / len(keys) * 1e6:.0f} µs a file)', ratio=t_side / max(t_csv, 1e-9), goal='(measured: a cost, not a speed-up)'))
+
 def machine() -> str:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), 'unknown CPU') \
           if Path('/proc/cpuinfo').exists() else 'unknown CPU'
@@ -422,7 +465,7 @@ def write_results(rows:list[dict], ran:list[str]):
     return table
 
 BENCHMARKS = (bench_captioning, bench_cached_clip, bench_evaluator, bench_memory, bench_streaming, bench_systems, bench_scoring,
-              bench_bank, bench_interrogator, bench_app)
+              bench_bank, bench_interrogator, bench_app, bench_tagger, bench_sidecars)
 
 if __name__ == '__main__':
     chosen = sys.argv[1:] or [b.__name__ for b in BENCHMARKS]   # names of benchmarks to run (default: all), e.g. `bench_evaluator`
