@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks gpu-wheels
+.PHONY: install demo report latex bench learning-curve test check readme clean docs chromium notebooks gpu-wheels screenshot
 install: $(STAMP)
 
 # uv installs the rest in seconds where pip took over a minute (the same versions); where uv cannot run, pip does it
@@ -153,6 +153,10 @@ readme:
 gpu-wheels: $(STAMP)
 	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate faiss-cpu
 	$(BIN)/pip download -q --no-deps -d wheels clip-interrogator==0.6.0
+
+# the README's picture of the app on the demo's trained runs (after make demo), in headless Chromium
+screenshot: $(STAMP) chromium
+	$(BIN)/python tools/app_screenshot.py
 
 # speed and memory ratios (tools/benchmarks.py): a printed table, benchmarks/results.{json,md}, then the README that shows it
 bench: $(STAMP)
