@@ -63,12 +63,14 @@ LANE := env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PM) --no-progress-bar
 IMAGE_TRAINS := $(sort $(SPLIT_IMAGE_MODELS) $(if $(filter clip-gpt2,$(SPLIT_IMAGE_MODELS)),clip) $(if $(filter vit-gpt2,$(SPLIT_IMAGE_MODELS)),blip))
 TRAINS := $(addprefix train-,$(addsuffix -prompt,clip $(MODELS)) $(addsuffix -image,$(IMAGE_TRAINS)))
 CAPTIONER_EVALS := $(MODELS:%=evaluate-%-prompt) $(SPLIT_IMAGE_MODELS:%=evaluate-%-image)
-EVALS := evaluate-clip-prompt evaluate-clip-image $(CAPTIONER_EVALS)
+# the split's own systems in two jobs side by side: a prompt bank's retrieval (and the interrogator's tables), and the rest
+SPLIT_EVALS := evaluate-clip-prompt $(if $(BANK),evaluate-clip-bank)
+EVALS := $(SPLIT_EVALS) evaluate-clip-image $(CAPTIONER_EVALS)
 split_of = $(lastword $(subst -, ,$1))
 model_of = $(patsubst %-$(call split_of,$1),%,$1)
 demo: $(STAMP)
 	rm -rf runs/timings; mkdir -p runs
-	$(MAKE) -j$(JOBS) latex-quietly $(TRAINS) $(EVALS) analyse-prefix
+	$(MAKE) -j$(JOBS) latex-quietly train-clip-prompt train-blip-prompt $(SPLIT_EVALS) $(TRAINS) $(EVALS) analyse-prefix
 	$(STAGE) analyse -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb
 	$(MAKE) report
 	@$(BIN)/python tools/stage.py summary --t0 $(DEMO_T0)
@@ -85,10 +87,13 @@ $(filter train-clip-gpt2-%,$(TRAINS)): train-clip-gpt2-%: train-clip-%
 $(filter train-vit-gpt2-%,$(TRAINS)): train-vit-gpt2-%: train-blip-%
 # every evaluation scores with the split by prompt's CLIP; the split's own systems (prior, retrieval, regression, the
 # tagger, the oracle, ...) are scored once (evaluate-clip-prompt) and each captioner's evaluation of the split takes them
-$(EVALS): evaluate-%: train-clip-prompt
-	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$(@:evaluate-%=%)) -p split_by $(call split_of,$@) $(if $(filter prompt,$(call split_of,$@)),$(BANK_PARAM))
+$(filter-out evaluate-clip-bank,$(EVALS)): evaluate-%: train-clip-prompt
+	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model $(call model_of,$(@:evaluate-%=%)) -p split_by $(call split_of,$@) \
+	  $(if $(filter prompt,$(call split_of,$@)),$(BANK_PARAM)) $(if $(filter evaluate-clip-prompt,$@),-p part $(if $(BANK),rest,all))
+evaluate-clip-bank: train-clip-prompt
+	$(STAGE) $@ -- $(LANE) nbs/evaluate.ipynb runs/$@.ipynb -p model clip -p split_by prompt $(BANK_PARAM) -p part bank
 $(CAPTIONER_EVALS): evaluate-%: train-%
-$(filter %-prompt,$(CAPTIONER_EVALS)): evaluate-clip-prompt
+$(filter %-prompt,$(CAPTIONER_EVALS)): $(SPLIT_EVALS)
 # the CLIP-GPT2 report's prefix study, as soon as its model is trained (the analysis at the end then reads it)
 analyse-prefix: train-clip-gpt2-prompt
 	$(STAGE) $@ -- $(LANE) nbs/analyse.ipynb runs/$@.ipynb -p prefix_only True

@@ -12,8 +12,8 @@ from .metrics import ClipScorer, clip_columns
 from .clip_prefix import PREFIXES
 
 # %% auto 0
-__all__ = ['MODEL_LABELS', 'LEADERBOARD_METRICS', 'log', 'with_template', 'prefix_captions', 'prefix_matrix', 'centre',
-           'prefix_ranking', 'top_bottom_cumulative', 'pixel_similarity', 'synthetic_text_to_image',
+__all__ = ['MODEL_LABELS', 'LEADERBOARD_METRICS', 'log', 'PREFIX_IMAGES', 'with_template', 'prefix_captions', 'prefix_matrix',
+           'centre', 'prefix_ranking', 'top_bottom_cumulative', 'pixel_similarity', 'synthetic_text_to_image',
            'regenerate_similarity', 'leaderboard', 'leaderboard_winners', 'leaderboard_table', 'write_leaderboard',
            'prefix_study', 'regenerate_study', 'cached_prefix_study', 'run_analysis']
 
@@ -182,10 +182,15 @@ from .models import load_captioner, MODELS
 from . import plots
 log = get_logger('imgcap2text.analysis')
 
-def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixes=PREFIXES, progress:bool=True) -> dict:
+PREFIX_IMAGES = 512   # test images of the prefix study (five captions each; its means' intervals are a third wider than on all 1,336)
+
+def prefix_study(run:Path|str, out:Path|str, figures:Path|str, clip:str, prefixes=PREFIXES, progress:bool=True,
+                 n_images:int|None=PREFIX_IMAGES,   # the first this many test images (None: all)
+                ) -> dict:
     "The CLIP-GPT2 report's analysis on a CLIP-prefix run's test split; tables in `out`, figures in `figures`."
     run, out = Path(run), Path(out)
     test = load_run_splits(run)['test']
+    if n_images is not None and n_images < len(test): test = test.select(range(n_images))
     cap, scorer = load_captioner(run/'model'), clip_scorer(clip)
     im = scorer.image_embeds(test['image'])   # once, for the captions' scores and the matrix
     df = prefix_captions(cap, test, scorer, prefixes, progress=progress, image_embeds=im)

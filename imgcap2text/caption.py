@@ -206,6 +206,9 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     kept = [k for k, _ in items if k not in have and sc is not None and not sc.needs(k)]   # their sidecar holds a caption: left alone
     kept_keys = set(kept)
     todo = [(k, r) for k, r in items if k not in have and k not in kept_keys]
+    if todo and needs_captions(system, mode):   # a model that does not exist fails here, before any image is read (it loads at the first readable one)
+        m = caption_model or model if system == 'interrogator' else model
+        if not is_pretrained(m): resolve_model(m)
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
     stream_skips, streamed_done = Counter(), Counter()
     def streamed():   # a stream's images not yet in `out`; counted, since a stream's length is known only at its end

@@ -18,12 +18,12 @@ VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, backgroun
 
 # %% auto 0
 __all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'IMPROVEMENT_FLOOR',
-           'METRIC_SCALES', 'PRETRAINED_IMAGES', 'pixel_similarity', 'regenerate_scores', 'caption_frame',
-           'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise', 'prior_prompt',
-           'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility', 'visible_accuracy',
-           'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2', 'write_visibility',
-           'read_visibility', 'split_results', 'split_frames', 'clip_run', 'score_systems', 'evaluate_split',
-           'regen_rows', 'evaluate_run']
+           'METRIC_SCALES', 'SPLIT_PARTS', 'PRETRAINED_IMAGES', 'pixel_similarity', 'regenerate_scores',
+           'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise',
+           'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility',
+           'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2',
+           'write_visibility', 'read_visibility', 'split_results', 'split_frames', 'clip_run', 'score_systems',
+           'evaluate_split', 'regen_rows', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 # the text metrics, CLIP's, and the round trip's: the prompt rendered again with the image's own seed, steps and CFG (offline:
@@ -183,10 +183,29 @@ def oracle_captions(prompts:list[str], train_prompts:list[str],
         out.append(format_prompt(replace(s[0], **{a: likely[a] for a in hidden}), form, mods))
     return out
 
-def image_visibility(ds) -> list[dict|None]:
-    "For each image of a mini-DiffusionDB split (prompt, seed, cfg, step, width), which parts it shows (`visible_parts`); None where a prompt is not synthetic."
-    return [visible_parts(r['prompt'], r['seed'], r['width'], r['cfg'], r['step']) if split_prompt(r['prompt']) else None
-            for r in ds.select_columns(['prompt', 'seed', 'cfg', 'step', 'width'])]
+def image_visibility(ds,
+                     workers:int=1,   # rendering processes (the data stage uses the core its one thread leaves idle)
+                    ) -> list[dict|None]:
+    """For each image of a mini-DiffusionDB split (prompt, seed, cfg, step, width), which parts it shows (`visible_parts`);
+    None where a prompt is not synthetic. Kept in the cache (`core.cache_folder()`/visibility) under a hash of the rows:
+    `make demo`'s data stage renders it once, and the evaluations read it."""
+    import json
+    from imgcap2text.core import cache_folder
+    keys = [(r['prompt'], int(r['seed']), int(r['width']), float(r['cfg']), int(r['step'])) for r in ds.select_columns(['prompt', 'seed', 'cfg', 'step', 'width'])]
+    f = cache_folder()/'visibility'/f"{sha256_text(json.dumps(sorted(keys)))[:16]}.json"
+    if f.exists():
+        known = {json.dumps(k): v for k, v in load_json(f)}
+        if all(json.dumps(k) in known for k in keys): return [known[json.dumps(k)] for k in keys]
+    todo = [k for k in keys if split_prompt(k[0])]
+    if workers > 1 and len(todo) > 64:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of torch's threads
+            seen = dict(zip(todo, pool.map(visible_parts, *zip(*todo), chunksize=max(1, len(todo) // (8 * workers)))))   # the workers import synth alone
+    else: seen = {k: visible_parts(*k) for k in todo}
+    vis = [seen.get(k) for k in keys]
+    f.parent.mkdir(parents=True, exist_ok=True); save_json([[list(k), v] for k, v in zip(keys, vis)], f)
+    return vis
 
 # %% ../nbs/07_evaluation.ipynb
 def visible_accuracy(captions:list[str], prompts:list[str],
@@ -286,20 +305,27 @@ def split_results(out:Path,                # this run's results folder (results/
                   split_key:str,           # what the split's own systems' scores depend on: split, CLIP, metric settings, version
                   names:list[str],         # this run's test images, in order
                  ) -> dict|None:
-    "The split's own systems (`SPLIT_SYSTEMS`) as another run's evaluation with the same `split_key` scored them, if one did."
+    """The split's own systems (`SPLIT_SYSTEMS`) as other evaluations with the same `split_key` scored them, if any did:
+    `evaluate_split`'s (`make demo` scores them in two parts side by side), or another captioner's of the split."""
+    found, runs, visible = {}, [], None
     for m in sorted(Path(out).parent.glob('*/metrics.json')):
         d, res = m.parent, load_json(m)
-        if d == Path(out) or res.get('split_key') != split_key or not (d/'visibility.csv').exists(): continue
-        images, visible = read_visibility(d/'visibility.csv')
-        if images != names: continue
+        if d == Path(out) or res.get('split_key') != split_key: continue
+        if not (d/'baselines.csv').exists(): continue
+        if (d/'visibility.csv').exists():
+            images, vis = read_visibility(d/'visibility.csv')
+            if images != names: continue
+            visible = visible or vis
         rows = pd.read_csv(d/'baselines.csv', keep_default_na=False, dtype={'image': str, 'prompt': str, 'caption': str})
-        summaries = {k: s for k, s in res['systems'].items() if k in SPLIT_SYSTEMS}
+        summaries = {k: s for k, s in res['systems'].items() if k in SPLIT_SYSTEMS and k not in found}
         scored = {k: rows[rows.system == k].drop(columns='system').reset_index(drop=True).apply(
                       lambda c: c if c.name in ('image', 'prompt', 'caption') else pd.to_numeric(c, errors='coerce')) for k in summaries}
         if any(s.image.tolist() != names for s in scored.values()): continue
-        log.info(f'{Path(out).name}: the split\'s own systems ({", ".join(summaries)}) as scored in {d.name} (the same split, CLIP and metrics)')
-        return dict(run=d.name, visible=visible, scored=scored, summaries=summaries)
-    return None
+        if summaries: runs.append(d.name)
+        found |= {k: (scored[k], summaries[k]) for k in summaries}
+    if not found or visible is None: return None
+    log.info(f'{Path(out).name}: the split\'s own systems ({", ".join(found)}) as scored in {", ".join(runs)} (the same split, CLIP and metrics)')
+    return dict(run=', '.join(runs), visible=visible, scored={k: v[0] for k, v in found.items()}, summaries={k: v[1] for k, v in found.items()})
 
 def split_frames(run:Path, dsd, scorer, im_test:torch.Tensor, base:pd.DataFrame, bank:str|None=None, seed:int=42, force:bool=False,
                  leak_only:bool=False) -> tuple[dict, dict, list|None]:
@@ -360,9 +386,12 @@ def _write_systems(out:Path, scored:dict, summaries:dict, names:list[str], visib
                    out/'visible', caption=f'Visible parts named as in the prompt: {out.name}', digits=2)
         write_visibility(out/'visibility.csv', names, visible)
 
+SPLIT_PARTS = ('all', 'bank', 'rest')   # the split's systems in one job, or in two side by side: the bank's retrieval (and the interrogator's tables), and the rest
+
 def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|None=None, clip:str|None=None, n_boot:int=1000, seed:int=42,
                    force:bool=False, bank:str|None=None, zero_shot:bool=False,
                    leak_only:bool|None=None,   # nearest neighbour alone, on a split no model was trained on (None: the split by image)
+                   part:str='all',             # one of SPLIT_PARTS: 'bank' is written to results/clip-<preset>-bank/
                   ) -> dict:
     """The split's own systems (`SPLIT_SYSTEMS`), scored once for every captioner of the split: results/clip-<preset>[-split-…]/.
     Each captioner's evaluation takes them from here (`split_results`) rather than scoring them again. `zero_shot`: also
@@ -373,9 +402,10 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     check_choice('split by', split_by, SPLITS_BY)
     metric_preset = check_choice('metric preset', metric_preset or preset, METRIC_PRESETS)
     leak_only = split_by == 'image' if leak_only is None else leak_only
+    check_choice('part', part, SPLIT_PARTS)
     name = run_name('clip', preset, split_by)
-    run, out = project_path('runs', name), project_path('results', name)
-    config = dict(run=name, preset=preset, split_by=split_by, metric_preset=metric_preset, clip=clip, n_boot=n_boot, seed=seed, bank=bank, leak_only=leak_only)
+    run, out = project_path('runs', name), project_path('results', name + ('-bank' if part == 'bank' else ''))
+    config = dict(run=name, preset=preset, split_by=split_by, metric_preset=metric_preset, clip=clip, n_boot=n_boot, seed=seed, bank=bank, leak_only=leak_only, part=part)
     if not force and done_with(out/'metrics.json', config): return load_json(out/'metrics.json')
     if leak_only: dsd = prepare_splits(split_by=split_by, seed=seed)   # the demo's data, split as the report split it
     else:
@@ -384,10 +414,15 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     scorer = clip_scorer(clip or default_clip(metric_preset))
     test = dsd['test']; images, names, prompts = test['image'], column(test, 'image_name'), column(test, 'prompt')
     im_test = scorer.image_embeds(images)
-    frames, practice, visible = split_frames(run, dsd, scorer, im_test, pd.DataFrame(dict(image=names, prompt=prompts)), bank, seed, force, leak_only)
+    base = pd.DataFrame(dict(image=names, prompt=prompts))
+    if part == 'bank':   # the bank's retrieval alone (no training run: its prompts, this CLIP)
+        from imgcap2text.bank import open_bank
+        if bank is None: raise ValueError("part='bank' needs a bank: a prompt file or 'diffusiondb'")
+        frames, practice, visible = {'retrieval (bank)': (base.assign(caption=open_bank(bank, scorer).answer(im_test)), None)}, {}, None
+    else: frames, practice, visible = split_frames(run, dsd, scorer, im_test, base, bank if part == 'all' else None, seed, force, leak_only)
     rows = regen_rows(test, preset)
     scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed, rows)
-    if zero_shot and not leak_only:
+    if zero_shot and not leak_only and part != 'rest':
         from imgcap2text.interrogator import Interrogator
         Interrogator.load(scorer.name, progress=False)   # its tables' embeddings, cached for this CLIP
     out.mkdir(parents=True, exist_ok=True)
