@@ -13,7 +13,7 @@ from .core import atomic_write, get_logger, project_path, check_choice, dist_ran
 from .data import load_image, BadImage, HUB_SUBSETS, stream_diffusiondb, part_name
 from .inputs import iter_inputs, ZIP_LIMITS, ZipLimits
 from .sidecars import Sidecars, SIDECARS, EXISTING, FORMATS, with_triggers, write_exports, clip_token_counter, CLIP_CONTEXT
-from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner
+from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner, check_loadable
 from .generate import generate_captions
 log = get_logger('imgcap2text.caption')
 
@@ -195,9 +195,9 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     if subsets and world > 1: raise ValueError(f'{", ".join(subsets)}: a hub subset is captioned as a stream, in one process; under torchrun pass its part zips')
     if subsets and (sidecar or fmt == 'metadata.jsonl'): raise ValueError(f'{", ".join(subsets)}: a hub subset has no folder for --sidecar or metadata.jsonl; caption its part zips with --out-dir')
     config = dict(model=_model_key(model), system=system, bank=bank, mode=mode, clip=clip, caption_model=caption_model and _model_key(caption_model),
-                  tables=tables, beams=beams, max_tokens=max_tokens, prefix=prefix, precision=precision,
-                  tag_options=tag_options and {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(tag_options).items()})
-    _check_same_answers(out, config)   # a CSV of another model's answers is never continued
+                  tables=tables, tag_options=tag_options and {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(tag_options).items()})
+    _check_same_answers(out, config)   # a CSV of another model's or system's answers is never continued (another decoding may be)
+    config |= dict(beams=beams, max_tokens=max_tokens, prefix=prefix, precision=precision)
     items, skipped = iter_inputs(paths, zip_limits)
     sc = Sidecars(paths, sidecar, existing, out_dir, prepend, append) if sidecar else None
     done = _read_captions(out)
@@ -207,8 +207,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     kept_keys = set(kept)
     todo = [(k, r) for k, r in items if k not in have and k not in kept_keys]
     if todo and needs_captions(system, mode):   # a model that does not exist fails here, before any image is read (it loads at the first readable one)
-        m = caption_model or model if system == 'interrogator' else model
-        if not is_pretrained(m): resolve_model(m)
+        check_loadable(caption_model or model if system == 'interrogator' else model)
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
     stream_skips, streamed_done = Counter(), Counter()
     def streamed():   # a stream's images not yet in `out`; counted, since a stream's length is known only at its end

@@ -308,7 +308,8 @@ def split_results(out:Path,                # this run's results folder (results/
     """The split's own systems (`SPLIT_SYSTEMS`) as other evaluations with the same `split_key` scored them, if any did:
     `evaluate_split`'s (`make demo` scores them in two parts side by side), or another captioner's of the split."""
     found, runs, visible = {}, [], None
-    for m in sorted(Path(out).parent.glob('*/metrics.json')):
+    # `evaluate_split`'s first (they have no run summary), then other captioners' of the split
+    for m in sorted(Path(out).parent.glob('*/metrics.json'), key=lambda m: ('run_summary' in load_json(m), m.parent.name)):
         d, res = m.parent, load_json(m)
         if d == Path(out) or res.get('split_key') != split_key: continue
         if not (d/'baselines.csv').exists(): continue
@@ -378,8 +379,8 @@ def _split_key(run:Path, scorer, metric_preset:str, n_boot:int, seed:int, bank:s
 
 def _write_systems(out:Path, scored:dict, summaries:dict, names:list[str], visible):
     "baselines.csv (every system but the captioners), the baselines and visible-part tables, visibility.csv."
-    atomic_write(out/'baselines.csv', pd.concat([scored[k].assign(system=k) for k in SYSTEMS if k in scored and k not in ('pre-trained', 'fine-tuned')])
-                 [['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip']]].to_csv(index=False))
+    base = pd.concat([scored[k].assign(system=k) for k in SYSTEMS if k in scored and k not in ('pre-trained', 'fine-tuned')])
+    atomic_write(out/'baselines.csv', base[['system', 'image', 'prompt', 'caption', *[m for m in METRICS if m != 'ew_clip' and m in base]]].to_csv(index=False))
     save_table(baselines_table({k: summaries[k] for k in SYSTEMS if k in summaries}), out/'baselines', caption=f'Baselines: {out.name}')
     if visible is not None and any(visible):
         save_table(pd.DataFrame({k: summaries[k]['visible'] for k in SYSTEMS if k in summaries and 'visible' in summaries[k]}).T.rename(columns=str.capitalize),
@@ -537,7 +538,7 @@ def evaluate_run(model:str='blip',          # one of MODELS
     out.mkdir(parents=True, exist_ok=True)
     cols = ['image', 'prompt', 'caption', 'n_tokens', *METRICS, 'mean_entropy']
     for k, f in (('fine-tuned', 'predictions.csv'), ('pre-trained', 'predictions_pretrained.csv')):
-        if k in scored: atomic_write(out/f, scored[k][cols].to_csv(index=False))
+        if k in scored: atomic_write(out/f, scored[k][[c for c in cols if c in scored[k]]].to_csv(index=False))   # the round trip's columns where it ran
     _write_systems(out, scored, summaries, names, visible)
     if pre_n: save_table(table1(summaries['pre-trained'], summaries['fine-tuned']), out/'table1',
                          caption=f'Table 1: {name}, test split (pre-trained: the first {pre_n:,} of {len(test):,} test images)')

@@ -25,8 +25,8 @@ __all__ = ['PRESETS', 'MODEL_SPECS', 'MODELS', 'log', 'PRECISIONS', 'TINY_SIZES'
            'train_wordpiece_tokenizer', 'minilm_folder', 'bert_tokenizer_with_dec', 'one_line', 'Captioner',
            'tiny_vision_config', 'ConvStem', 'install_conv_stem', 'register', 'captioner_class', 'BlipWithConvStem',
            'BlipCaptioner', 'VisionEncoderDecoderWithConvStem', 'VitGpt2Captioner', 'build_captioner', 'load_captioner',
-           'checkpoint_decoding', 'load_pretrained', 'resolve_model', 'is_pretrained', 'load_any_captioner',
-           'trained_runs', 'run_model_name', 'default_model', 'experiments_table']
+           'checkpoint_decoding', 'load_pretrained', 'resolve_model', 'is_pretrained', 'check_loadable',
+           'load_any_captioner', 'trained_runs', 'run_model_name', 'default_model', 'experiments_table']
 
 # %% ../nbs/03_models.ipynb
 PRESETS = ('tiny', 'paper')
@@ -503,6 +503,13 @@ def is_pretrained(model:str) -> bool:
     p = Path(model)
     if p.is_dir(): return (p/'config.json').exists() and not any((c/'captioner.json').exists() for c in (p, p/'model'))
     return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', model)) and not Path(p.parts[0]).exists() and model not in MODELS
+
+def check_loadable(model:str):
+    "Fail as loading would, without loading: no such run or captioner, or a hub checkpoint offline that the cache lacks."
+    if not is_pretrained(model): resolve_model(model)
+    elif not Path(model).is_dir():
+        require_hub(f'checkpoint {model!r}', 'pass a trained run or saved captioner (e.g. runs/blip-tiny), or run once online so that '
+                    'the hub cache holds it', [(model, 'config.json', 'model')])
 
 def load_any_captioner(model:str,                # anything `--model` takes
                        precision:str|None=None,  # one of PRECISIONS

@@ -98,7 +98,7 @@ def test_caption_two_processes_one_csv(runs, mini_db, tmp_path):
     assert len(one) == 70 and list(two.image) == list(one.image)           # every image once, in one process's order
     assert list(two.caption) == list(one.caption) and list(two.n_tokens) == list(one.n_tokens)
     np.testing.assert_allclose(two.mean_entropy, one.mean_entropy, atol=1e-4)
-    assert sorted(p.name for p in tmp_path.glob('two.csv*')) == ['two.csv']   # the shards were merged and removed
+    assert sorted(p.name for p in tmp_path.glob('two.csv*')) == ['two.csv', 'two.csv.json']   # the shards were merged and removed (the run's provenance beside)
 
 
 def test_caption_systems_two_processes_fit_once(runs, mini_db, tmp_path):
