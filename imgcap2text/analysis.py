@@ -13,9 +13,9 @@ from .clip_prefix import PREFIXES
 
 # %% auto 0
 __all__ = ['MODEL_LABELS', 'LEADERBOARD_METRICS', 'log', 'PREFIX_IMAGES', 'with_template', 'prefix_captions', 'prefix_matrix',
-           'centre', 'prefix_ranking', 'top_bottom_cumulative', 'pixel_similarity', 'synthetic_text_to_image',
-           'regenerate_similarity', 'leaderboard', 'leaderboard_winners', 'leaderboard_table', 'write_leaderboard',
-           'prefix_study', 'regenerate_study', 'cached_prefix_study', 'run_analysis']
+           'centre', 'prefix_ranking', 'top_bottom_cumulative', 'synthetic_text_to_image', 'regenerate_similarity',
+           'leaderboard', 'leaderboard_winners', 'leaderboard_table', 'write_leaderboard', 'prefix_study',
+           'regenerate_study', 'cached_prefix_study', 'run_analysis']
 
 # %% ../nbs/08_analysis.ipynb
 def with_template(prefix:str, caption:str) -> str:
@@ -74,10 +74,7 @@ def top_bottom_cumulative(scores, k:int=50) -> pd.DataFrame:
     return pd.DataFrame(dict(rank=np.arange(1, k + 1), top=np.cumsum(top) / np.arange(1, k + 1), bottom=np.cumsum(bottom) / np.arange(1, k + 1)))
 
 # %% ../nbs/08_analysis.ipynb
-def pixel_similarity(a:Image.Image, b:Image.Image, size:int=16) -> float:
-    "1 − mean absolute difference / 255 of the two images at `size` × `size` pixels, box-filtered."
-    x, y = (np.asarray(im.convert('RGB').resize((size, size), Image.BOX), float) for im in (a, b))
-    return float(1 - np.abs(x - y).mean() / 255)
+from .evaluation import pixel_similarity   # the round trip's pixel comparison (07_evaluation)
 
 def synthetic_text_to_image(prompt:str, seed:int, steps:int, cfg:float, size:int) -> Image.Image:
     "The offline text-to-image model: the synthetic renderer."
