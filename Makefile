@@ -137,7 +137,7 @@ notebooks: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py
 	$(BIN)/nbdev_clean
 
-# CI: the package must equal what the notebooks export, notebooks must be clean, README must match index.ipynb
+# CI: the package must equal what the notebooks export, notebooks must be clean, README and GUIDE must match index and guide
 check: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
@@ -146,7 +146,7 @@ check: $(STAMP)
 	$(BIN)/python tools/readme.py --check
 	$(BIN)/python tools/run_notebooks.py --check
 
-# README from nbs/index.ipynb; the demo's results table (report/generated/summary.md, written by make report) is kept in benchmarks/
+# README.md and GUIDE.md from nbs/index.ipynb and nbs/guide.ipynb; the demo's results table (report/generated/summary.md, written by make report) is kept in benchmarks/
 # (`make readme DEMO_PROMPTS=7500` in the clone that ran `make demo DEMO_PROMPTS=7500`: as demo_results_7500.md, leaderboard_7500.md)
 SIZE_SUFFIX = $(if $(DEMO_PROMPTS),_$(DEMO_PROMPTS))
 readme:

@@ -103,7 +103,8 @@ class Recoverer:
                 ans = answer_images(None, ps, s, ims, self.batch_size, gens=gens if needs_captions(s, mode) else None, tag_options=tag_options)
                 clip = scorer.score_embeds(embeds, [a['caption'] for a in ans]).tolist()
                 count = clip_token_counter() or (lambda t: None)
-                rows += [dict(image=n, system=s) | a | dict(clip=round(c, 4), clip_tokens=count(a['caption']), text=a['caption']) for n, a, c in zip(names, ans, clip)]
+                asked = getattr(self.captioner(model), 'instruction', None) if needs_captions(s, mode) else None   # what a VLM was asked
+                rows += [dict(image=n, system=s) | a | dict(clip=round(c, 4), clip_tokens=count(a['caption']), text=a['caption'], instruction=asked) for n, a, c in zip(names, ans, clip)]
         return rows
 
 # %% ../nbs/17_app.ipynb

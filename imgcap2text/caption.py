@@ -15,6 +15,7 @@ from .inputs import iter_inputs, ZIP_LIMITS, ZipLimits
 from .sidecars import Sidecars, SIDECARS, EXISTING, FORMATS, with_triggers, write_exports, clip_token_counter, CLIP_CONTEXT
 from .models import load_captioner, load_pretrained, Captioner, MODELS, PRECISIONS, resolve_model, is_pretrained, load_any_captioner, check_loadable
 from .generate import generate_captions
+from .vlm import vlm_options
 log = get_logger('imgcap2text.caption')
 
 # %% auto 0
@@ -24,7 +25,7 @@ __all__ = ['log', 'COLUMNS', 'ANSWERERS', 'resolve_run', 'ZeroShot', 'system_cli
 
 # %% ../nbs/05a_caption.ipynb
 # the answer, its tokens (the model's), its generation entropy; the text a training reads (with trigger words: the sidecar's) and its CLIP tokens
-COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy', 'clip_tokens', 'text']
+COLUMNS = ['image', 'caption', 'n_tokens', 'mean_entropy', 'clip_tokens', 'text', 'instruction']   # instruction: what a VLM was asked (its style's, or yours)
 
 def _shard(out:Path, rank:int, world:int, what:str='') -> Path:
     "Where process `rank` of `world` keeps its own captions (or skips) until the main process merges them into `out`."
@@ -99,10 +100,11 @@ def default_tagger() -> str:
     demo = project_path('runs', 'clip-tiny', 'tagger')
     return str(demo) if (demo/'model.onnx').exists() else 'SmilingWolf/wd-eva02-large-tagger-v3'
 
-def check_system(system:str, mode:str='best', bank:str|None=None, tables:str|None=None, precision:str='fp32'):
+def check_system(system:str, mode:str='best', bank:str|None=None, tables:str|None=None, precision:str|None=None):
     "Fail on a bad choice before anything is read or loaded, listing the valid ones."
     from imgcap2text.interrogator import MODES
-    check_choice('precision', precision, tuple(PRECISIONS)); check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)
+    if precision is not None: check_choice('precision', precision, tuple(PRECISIONS))
+    check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)
     if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
     if tables is not None and system != 'interrogator': raise ValueError(f'label tables are for --system interrogator, not {system}')
     if tables is not None and tables != 'run' and not Path(tables).is_dir(): raise FileNotFoundError(f"no label tables folder at {tables} (or pass 'run' for the run's fitted phrases)")
@@ -165,7 +167,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   beams:int|None=None,         # 1: greedy; None: the decoding chosen on validation (else the report's)
                   max_tokens:int|None=None,    # None: the model's report setting
                   prefix:str|None=None,        # a text prompt the caption continues (CLIP-prefix)
-                  precision:str='fp32',        # weights at inference: one of PRECISIONS ('bf16' on GPUs and CPUs with bf16 units)
+                  precision:str|None=None,     # weights at inference: one of PRECISIONS (None: fp32 for a run; a VLM's own dtype on a GPU)
                   system:str='captioner',      # one of ANSWERERS: the captioner, a system fitted on the run (`systems`), or one that needs none
                   bank:str|None=None,          # retrieval: 'diffusiondb' or a prompt corpus (no run needed); regression: a corpus to decode into
                   mode:str='best',             # interrogator: one of `interrogator.MODES`
@@ -180,6 +182,10 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   prepend:str|None=None,       # trigger words before each caption ('trigger, ')
                   append:str|None=None,        # and after it
                   fmt:str='csv',               # one of `sidecars.FORMATS`: the CSV alone, or also its JSON lines, or a metadata.jsonl per folder
+                  style:str|None=None,         # a VLM checkpoint: what to ask for, one of `vlm.STYLES` (None: sd)
+                  instruction:str|None=None,   # a VLM checkpoint: your own instruction (or Florence-2 task token) instead of the style's
+                  quantize:str|None=None,      # a VLM checkpoint: 4bit | 8bit with bitsandbytes (a CUDA GPU)
+                  device_map:str|None=None,    # a VLM checkpoint: 'auto' spreads it over the GPUs
                   save_every:float=30.,        # seconds between atomic rewrites of `out` (also at the end and when interrupted)
                   progress:bool=True,
                  ) -> dict:
@@ -196,6 +202,9 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     if subsets and (sidecar or fmt == 'metadata.jsonl'): raise ValueError(f'{", ".join(subsets)}: a hub subset has no folder for --sidecar or metadata.jsonl; caption its part zips with --out-dir')
     config = dict(model=_model_key(model), system=system, bank=bank, mode=mode, clip=clip, caption_model=caption_model and _model_key(caption_model),
                   tables=tables, tag_options=tag_options and {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(tag_options).items()})
+    captions_by = caption_model or model if system == 'interrogator' else model
+    vlm = vlm_options(captions_by, style, instruction, quantize, device_map) if needs_captions(system, mode) else {}
+    if vlm: config |= dict(style=vlm['style'], instruction=vlm['instruction'])   # another style's answers are other answers
     _check_same_answers(out, config)   # a CSV of another model's or system's answers is never continued (another decoding may be)
     config |= dict(beams=beams, max_tokens=max_tokens, prefix=prefix, precision=precision)
     items, skipped = iter_inputs(paths, zip_limits)
@@ -219,7 +228,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     loaded = {}
     def answerers():
         if 'cap' not in loaded:
-            loaded['cap'] = load_any_captioner(caption_model or model if system == 'interrogator' else model, precision) if needs_captions(system, mode) else None
+            loaded['cap'] = load_any_captioner(captions_by, precision, **vlm) if needs_captions(system, mode) else None
         if 'ps' not in loaded: loaded['ps'] = fitted()
         return loaded['cap'], loaded['ps']
     def fitted():
@@ -243,7 +252,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
         last_save = time.monotonic()
     def answered(k, a):   # the CSV's row; the sidecar written as soon as its batch is done (atomically)
         text = (sc.write(k, a['caption']) if sc else None) or with_triggers(a['caption'], prepend, append)
-        return dict(image=k) | {c: a[c] for c in COLUMNS[1:4]} | dict(clip_tokens=count(text) if count else None, text=text)
+        return dict(image=k) | {c: a[c] for c in COLUMNS[1:4]} | dict(clip_tokens=count(text) if count else None, text=text, instruction=getattr(loaded.get('cap'), 'instruction', None))
     bar = tqdm(total=None if subsets else len(mine), desc='captioning', unit='img', disable=not progress or rank != 0)
     try:
         for batch in _batches(itertools.chain(mine, streamed()), batch_size):

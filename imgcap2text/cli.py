@@ -64,7 +64,7 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
             beams:int=None,             # 1: greedy; unset: the decoding chosen on validation (else the report's)
             max_tokens:int=None,        # unset: the model's report setting
             prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
-            precision:str='fp32',       # fp32, bf16 or fp16 weights (bf16: GPUs and CPUs with bf16 units)
+            precision:str=None,         # fp32, bf16 or fp16 weights (unset: fp32 for a run; a VLM's own dtype on a GPU, fp32 on a CPU)
             system:str='captioner',     # captioner | retrieval | regression | interrogator
             bank:str=None,              # retrieval: diffusiondb, or a prompt corpus (.txt one per line; .csv/.parquet with a prompt column), no run needed; regression: a corpus to decode into
             mode:str='best',            # interrogator: best | classic | fast | negative
@@ -84,6 +84,10 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
             underscores:bool_arg=False, # tagger: keep underscores (long_hair); by default they become spaces, but in kaomoji
             rating:bool_arg=False,      # tagger: add the most likely rating tag
             character_first:bool_arg=True, # tagger: character tags before the general ones
+            style:str=None,             # a VLM checkpoint (JoyCaption, Qwen2.5-VL, Florence-2, BLIP-2, GIT, …): sd | tags | short | detailed (unset: sd)
+            instruction:str=None,       # a VLM checkpoint: your own instruction (Florence-2: a task token) instead of the style's
+            quantize:str=None,          # a VLM checkpoint: 4bit | 8bit (bitsandbytes, a CUDA GPU)
+            device_map:str=None,        # a VLM checkpoint: auto, to spread a model larger than one GPU over several
            ):
     "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
     from imgcap2text.caption import caption_paths, default_tagger
@@ -94,7 +98,7 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
     model = model or (default_tagger() if system == 'tagger' else default_model())
     r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
                       caption_model=caption_model, tables=tables, tag_options=tags, sidecar=sidecar, existing=existing, out_dir=out_dir,
-                      prepend=prepend, append=append, fmt=format)
+                      prepend=prepend, append=append, fmt=format, style=style, instruction=instruction, quantize=quantize, device_map=device_map)
     print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}" + (f", {r['kept']} kept (their {sidecar} file had a caption)" if sidecar else '')
           + f", {len(r['skipped'])} skipped")
     if r['past_77']:

@@ -21,8 +21,8 @@ def entropies_from_logits(logits:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/05_generate.ipynb
 def decoding_settings(captioner:Captioner, **overrides) -> dict:
-    "The report's decoding for this captioner (beam 4 with early stopping for ViT-GPT2, greedy otherwise), then the one chosen on validation (`captioner.decoding`), then `overrides`."
-    d = dict(MODEL_SPECS[captioner.name].generation) | (captioner.decoding or {}) | {k: v for k, v in overrides.items() if v is not None}
+    "The captioner's default decoding (the report's: beam 4 with early stopping for ViT-GPT2, greedy otherwise; a VLM's by its style), then the one chosen on validation (`captioner.decoding`), then `overrides`."
+    d = captioner.default_decoding() | (captioner.decoding or {}) | {k: v for k, v in overrides.items() if v is not None}
     if d.get('num_beams', 1) == 1: d.pop('early_stopping', None)
     return d
 
@@ -43,20 +43,22 @@ def generate_captions(captioner:Captioner,       # any captioner of the registry
     items = list(images if images is not None else features)
     dec = decoding_settings(captioner, num_beams=num_beams, max_new_tokens=max_new_tokens, early_stopping=early_stopping, **decoding)
     captioner.model.eval()
-    ctx, eos, out = captioner.n_context(prefix), captioner.eos_token_id, []
+    eos, out = captioner.eos_token_id, []
+    eos = torch.tensor(eos if isinstance(eos, (list, tuple)) else [eos])   # a chat model may have several end tokens
     for i in tqdm(range(0, len(items), batch_size), desc=f'captioning ({captioner.name})', disable=not progress or len(items) <= batch_size):
         chunk = items[i:i + batch_size]
         inputs = captioner.image_inputs(chunk) if images is not None else captioner.feature_inputs(chunk)
         greedy = dec.get('num_beams', 1) == 1
         res = captioner.generate_sequences(inputs, prefix, do_sample=False, return_dict_in_generate=True, output_logits=greedy, **dec)
-        seqs = res.sequences
+        seqs, ctx = res.sequences, captioner.context_length(inputs, prefix)
         if greedy: ent = torch.stack([entropies_from_logits(l) for l in res.logits], 1).cpu()   # one step per generated token
-        else: ent = entropies_from_logits(captioner.token_logits(inputs, seqs))[:, ctx:].cpu()
+        elif (logits := captioner.token_logits(inputs, seqs)) is not None: ent = entropies_from_logits(logits)[:, ctx:].cpu()
+        else: ent = torch.full(seqs[:, ctx:].shape, float('nan'))   # beams of a captioner that gives no token logits (a VLM)
         gen = seqs[:, ctx:].cpu()
         assert gen.shape == ent.shape, (gen.shape, ent.shape)
         for g, e in zip(gen, ent):
             n = len(g)
-            hits = (g == eos).nonzero()
+            hits = torch.isin(g, eos).nonzero()
             if len(hits): n = int(hits[0]) + 1                 # up to and including the end token
             text = captioner.decode([g[:n]])[0]
             out.append(dict(caption=text, n_tokens=n, entropies=e[:n].tolist(), mean_entropy=float(e[:n].mean()) if n else float('nan')))

@@ -180,7 +180,13 @@ class Captioner:
         for m in self.parts(): m.to(device=device, dtype=dtype)
         return self
     @property
-    def eos_token_id(self): return self.tokenizer.eos_token_id
+    def eos_token_id(self): return self.tokenizer.eos_token_id   # an id, or a list of them (a chat model's several end tokens)
+    def default_decoding(self) -> dict:
+        "The decoding used where none was chosen or asked for: the report's (`ModelSpec.generation`)."
+        return dict(MODEL_SPECS[self.name].generation)
+    def context_length(self, inputs, prefix=None) -> int:
+        "How many leading tokens of `generate_sequences`' output were given, not generated (the start token and the prefix)."
+        return self.n_context(prefix)
 
     def pixels(self, inputs) -> torch.Tensor:
         "The batch's pixel values on the model's device and dtype."
@@ -467,14 +473,22 @@ def checkpoint_decoding(checkpoint:str) -> dict|None:
 
 def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-image-captioning-large) or a folder of such a checkpoint
                     precision:str|None=None,    # cast the weights: one of PRECISIONS
+                    **vlm,                      # a vision-language checkpoint's options: style, instruction, device_map, quantize (`vlm.VlmCaptioner`)
                    ) -> Captioner:
-    """A pretrained BLIP or VisionEncoderDecoder checkpoint, for zero-shot captioning: decoding from the checkpoint's
-    generation config, else the report's settings. Offline it loads from the hub cache, or says what to do."""
+    """A pretrained checkpoint, for zero-shot captioning: BLIP or VisionEncoderDecoder (decoding from the checkpoint's
+    generation config, else the report's settings), or any vision-language model transformers loads natively
+    (`vlm.VlmCaptioner`: JoyCaption, Qwen2.5-VL, Florence-2, BLIP-2, GIT, …). A checkpoint that needs its own code is
+    refused. Offline it loads from the hub cache, or says what to do."""
     from transformers import AutoConfig
+    from imgcap2text.vlm import checkpoint_config, check_no_remote_code, is_vlm_config, VlmCaptioner
     if precision: check_choice('precision', precision, tuple(PRECISIONS))
     if not Path(checkpoint).is_dir():
         require_hub(f'checkpoint {checkpoint!r}', 'pass a trained run or saved captioner (e.g. runs/blip-tiny), or run once online so that '
                     'the hub cache holds it', [(checkpoint, 'config.json', 'model')])
+    try: raw = checkpoint_config(checkpoint)   # read as data first: nothing of the checkpoint runs
+    except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
+    check_no_remote_code(checkpoint, raw)
+    if is_vlm_config(raw): return VlmCaptioner.from_pretrained(checkpoint, precision=precision, **vlm)
     try: cfg = AutoConfig.from_pretrained(checkpoint)
     except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
     name = PRETRAINED_TYPES[check_choice('checkpoint type', cfg.model_type, tuple(PRETRAINED_TYPES))]
@@ -513,9 +527,10 @@ def check_loadable(model:str):
 
 def load_any_captioner(model:str,                # anything `--model` takes
                        precision:str|None=None,  # one of PRECISIONS
+                       **vlm,                    # a vision-language checkpoint's options (`load_pretrained`)
                       ) -> Captioner:
     "The captioner `model` names: saved, a run's, a registry name's default run, or a pretrained checkpoint (zero-shot)."
-    return load_pretrained(model, precision) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
+    return load_pretrained(model, precision, **vlm) if is_pretrained(model) else load_captioner(resolve_model(model), precision)
 
 # %% ../nbs/03_models.ipynb
 PRETRAINED_DEFAULT = 'Salesforce/blip-image-captioning-base'   # the captioner of a user with no run

@@ -122,7 +122,7 @@ def test_page_recovers_two_systems_reports_the_corrupt_file_and_downloads_the_cs
     assert {'prompts-captioner.csv', 'prompts-retrieval.csv'} <= set(links), links
     for s in ('captioner', 'retrieval'):
         got = pd.read_csv(urllib.request.urlopen(links[f'prompts-{s}.csv'], timeout=30), keep_default_na=False)
-        assert list(got.columns) == ['image', 'caption', 'n_tokens', 'mean_entropy', 'clip_tokens', 'text']
+        assert list(got.columns) == ['image', 'caption', 'n_tokens', 'mean_entropy', 'clip_tokens', 'text', 'instruction']
         assert dict(zip(got.image, got.caption)) == want[s]
     assert b.find_elements('css selector', '#i2t-regen img'), 'the regenerated view shows images'
     b.save_screenshot(str(d/'page.png')); assert (d/'page.png').stat().st_size > 10_000   # it renders (the README's picture: make screenshot)

@@ -1,6 +1,6 @@
 """`make docs`: the docs site, offline, from the notebooks as committed (no re-execution).
 
-Pages, in the order of the course: the README as the home page, every module notebook (00_core ... 11_cli), the
+Pages, in the order of the course: the README as the home page, the guide (GUIDE.md, the README's details), every module notebook (00_core ... 11_cli), the
 driver notebooks (the executed copies `make demo` left in runs/ when there are some, so a reader sees the actual run;
 otherwise the templates), the tables `make demo` / `make bench` keep in benchmarks/, and an API page per module
 (autodoc). Sphinx builds them into build/docs/html; then every internal link and image of every page is checked, and
@@ -89,6 +89,8 @@ def assemble(src: Path) -> Path:
     for m in mods:
         (src/'api'/f'{m}.md').write_text(f'# `imgcap2text.{m}`\n\n```{{eval-rst}}\n.. automodule:: imgcap2text.{m}\n   :members:\n```\n')
     home = (ROOT/'README.md').read_text()
+    shutil.copy(ROOT/'GUIDE.md', src/'GUIDE.md')      # the README's details, linked from it
+    home += '\n' + toctree('Guide', ['GUIDE'])
     home += '\n' + toctree('The course', [f'nbs/{nb.stem}' for nb in course])
     home += '\n' + toctree("The demo's runs" if runs else 'Driver notebooks (run `make demo` to see them executed)', drivers)
     if tables: home += '\n' + toctree('Measured', [f'benchmarks/{p.stem}' for p in tables])
