@@ -11,7 +11,7 @@ from .core import USER_ERRORS
 from .synth import write_mini_diffusiondb, IMAGES_PER_PROMPT_2M
 
 # %% auto 0
-__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'app', 'command_parser', 'main']
+__all__ = ['COMMANDS', 'synth', 'train', 'caption', 'regenerate', 'app', 'command_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb
 def synth(out:str,                   # folder to write, in DiffusionDB's layout
@@ -108,6 +108,24 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
     return 0 if r['captioned'] or r['already'] or not r['skipped'] else 1
 
 # %% ../nbs/11_cli.ipynb
+def regenerate(predictions:str,          # a CSV written by `imgcap2text caption` (image, caption)
+               pipeline:str='CompVis/stable-diffusion-v1-4', # a diffusers text-to-image pipeline: hub id or folder (SD 1.x, 2.x, SDXL)
+               out:str=None,             # the folder to write (unset: beside the CSV, <name>-regenerated/)
+               clip:str=None,            # the scoring CLIP: sd1 | sd2 | sdxl | a hub id | a folder (unset: OpenCLIP ViT-G/14; offline the demo's tiny CLIP)
+               limit:int=None,           # the first rows only
+               batch_size:int=4,
+               size:int=None,            # the regenerated side (unset: the original's)
+               precision:str=None,       # fp32 | bf16 | fp16 (unset: fp16 on a GPU, fp32 on a CPU)
+              ):
+    "Render each recovered prompt again with its image's own seed, steps, CFG and sampler; score the round trip by CLIP-I."
+    from imgcap2text.regenerate import regenerate_csv
+    r = regenerate_csv(predictions, pipeline, out, clip, limit, batch_size, size, precision)
+    ci = r['clip_i']
+    print(f"{r['n']} regenerated with {r['pipeline']} into {r['out']}; CLIP-I ({r['clip']}) "
+          + (f"{ci['mean']:.3f} [{ci['lo']:.3f}, {ci['hi']:.3f}]" if ci else '-') + f"; settings: {r['settings_from']}")
+    return 0 if r['n'] else 1
+
+# %% ../nbs/11_cli.ipynb
 from .offer import Limits
 
 def app(host:str='127.0.0.1',     # the address to serve on (0.0.0.0: every interface)
@@ -140,7 +158,7 @@ def app(host:str='127.0.0.1',     # the address to serve on (0.0.0.0: every inte
     return 0
 
 # %% ../nbs/11_cli.ipynb
-COMMANDS = {'synth': synth, 'train': train, 'caption': caption, 'app': app}
+COMMANDS = {'synth': synth, 'train': train, 'caption': caption, 'regenerate': regenerate, 'app': app}
 
 def command_parser(name:str):
     "The argparse parser of command `name`, from its signature and docments."

@@ -260,7 +260,7 @@ def build_replica(root:Path|str,                 # the replica's folder: models/
                   force:bool=False,              # rebuild repos that exist
                  ) -> Path:
     "Write the replica's repos (skipping those already there); returns `root`."
-    import imgcap2text.vlm_replica   # noqa: F401  (adds the vision-language repos to MODEL_BUILDERS)
+    import imgcap2text.vlm_replica, imgcap2text.regenerate   # noqa: F401  (add the vision-language repos and SD 1.4 to MODEL_BUILDERS)
     root = Path(root)
     for repo in models if models is not None else MODEL_BUILDERS:
         d = root/'models'/repo
