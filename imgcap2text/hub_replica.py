@@ -10,7 +10,7 @@ __all__ = ['REDUCED', 'REAL_SIZES', 'NOT_MIRRORED', 'CLIP_MEAN', 'CLIP_STD', 'WD
            'replica_env']
 
 # %% ../nbs/12_hub_replica.ipynb
-import hashlib, http.server, ipaddress, json, os, re, shutil, socket, threading, urllib.parse
+import hashlib, http.server, importlib, ipaddress, json, os, re, shutil, socket, threading, urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from .core import get_logger, save_json
@@ -260,7 +260,7 @@ def build_replica(root:Path|str,                 # the replica's folder: models/
                   force:bool=False,              # rebuild repos that exist
                  ) -> Path:
     "Write the replica's repos (skipping those already there); returns `root`."
-    import imgcap2text.vlm_replica, imgcap2text.regenerate   # noqa: F401  (add the vision-language repos and SD 1.4 to MODEL_BUILDERS)
+    for m in ('vlm_replica', 'regenerate'): importlib.import_module(f'imgcap2text.{m}')   # by name (they build on this module): they add the VLM repos and SD 1.4 to MODEL_BUILDERS
     root = Path(root)
     for repo in models if models is not None else MODEL_BUILDERS:
         d = root/'models'/repo

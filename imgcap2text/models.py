@@ -480,7 +480,8 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
     (`vlm.VlmCaptioner`: JoyCaption, Qwen2.5-VL, Florence-2, BLIP-2, GIT, …). A checkpoint that needs its own code is
     refused. Offline it loads from the hub cache, or says what to do."""
     from transformers import AutoConfig
-    from imgcap2text.vlm import checkpoint_config, check_no_remote_code, is_vlm_config, VlmCaptioner
+    vlm_module = importlib.import_module('imgcap2text.vlm')   # by name, as `captioner_class` does: vlm builds on this module, never the reverse
+    checkpoint_config, check_no_remote_code, is_vlm_config = vlm_module.checkpoint_config, vlm_module.check_no_remote_code, vlm_module.is_vlm_config
     if precision: check_choice('precision', precision, tuple(PRECISIONS))
     if not Path(checkpoint).is_dir():
         require_hub(f'checkpoint {checkpoint!r}', 'pass a trained run or saved captioner (e.g. runs/blip-tiny), or run once online so that '
@@ -488,7 +489,7 @@ def load_pretrained(checkpoint:str,             # a hub id (Salesforce/blip-imag
     try: raw = checkpoint_config(checkpoint)   # read as data first: nothing of the checkpoint runs
     except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
     check_no_remote_code(checkpoint, raw)
-    if is_vlm_config(raw): return VlmCaptioner.from_pretrained(checkpoint, precision=precision, **vlm)
+    if is_vlm_config(raw): return vlm_module.VlmCaptioner.from_pretrained(checkpoint, precision=precision, **vlm)
     try: cfg = AutoConfig.from_pretrained(checkpoint)
     except OSError as e: raise FileNotFoundError(f'{checkpoint!r} is not a checkpoint that can be loaded: {str(e).splitlines()[0]}') from None
     name = PRETRAINED_TYPES[check_choice('checkpoint type', cfg.model_type, tuple(PRETRAINED_TYPES))]

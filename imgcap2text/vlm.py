@@ -52,7 +52,7 @@ VLM_FAMILIES = {
     'qwen2_5_vl': VlmFamily('Qwen2.5-VL', 'chat', video=True),
     'qwen3_vl': VlmFamily('Qwen3-VL', 'chat', video=True),
     'idefics3': VlmFamily('Idefics3', 'chat'),
-    'smolvlm': VlmFamily('SmolVLM', 'chat', video=True),
+    'smolvlm': VlmFamily('SmolVLM', 'chat'),
     'florence2': VlmFamily('Florence-2', 'florence', decoder_only=False),
     'blip-2': VlmFamily('BLIP-2', 'question'),
     'git': VlmFamily('GIT', 'caption'),
