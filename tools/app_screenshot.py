@@ -1,5 +1,5 @@
 """The README's picture of the app: `imgcap2text app` on the demo's trained runs (after `make demo`), three of the demo's
-test images answered by the default captioner, retrieval from the DiffusionDB bank and the demo's tagger, shot in
+test images answered by the default captioner, the interrogator (the run's phrases) and the demo's tagger, shot in
 headless Chromium (Debian's chromium + chromium-driver).
 
     .venv/bin/python tools/app_screenshot.py      # `make screenshot`: writes benchmarks/app_screenshot.png
@@ -49,7 +49,7 @@ def main():
             WebDriverWait(b, 60).until(lambda b: b.find_elements('css selector', '#i2t-go'))
             b.find_element('css selector', '#i2t-files input[type=file]').send_keys('\n'.join(map(str, shots)))
             WebDriverWait(b, 60).until(lambda b: shots[-1].stem in b.find_element('css selector', '#i2t-files').text)
-            for system in ('retrieval', 'tagger'):
+            for system in ('interrogator', 'tagger'):
                 b.find_element('xpath', f"//*[@id='i2t-systems']//label[contains(., '{system}')]").click()
             if bank.exists():
                 from selenium.webdriver.common.keys import Keys
