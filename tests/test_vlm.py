@@ -93,3 +93,20 @@ def test_vlm_options_are_refused_for_other_captioners(images, tmp_path):
     assert r.returncode != 0 and '--style: for a vision-language checkpoint' in r.stderr
     r = caption(images, '--model', 'Salesforce/blip2-opt-2.7b', '--style', 'poem', '--out', tmp_path/'x.csv')
     assert r.returncode != 0 and 'sd, tags, short, detailed' in r.stderr
+
+
+def test_the_interrogator_starts_from_a_vlms_captions(images, tmp_path):
+    "The systems that start from a caption take any captioner (issue 31): CLIP Interrogator's chain from Florence-2's captions, offline."
+    from imgcap2text.hub_replica import build_clip
+    (tmp_path/'florence').mkdir(); VLM_BUILDERS['florence-community/Florence-2-base'](tmp_path/'florence')
+    (tmp_path/'clip').mkdir(); build_clip(tmp_path/'clip')
+    (tmp_path/'tables').mkdir()
+    for t, words in dict(artists=['greg rutkowski'], flavors=['highly detailed', 'watercolor', 'octane render'], mediums=['a painting'],
+                         movements=['art nouveau'], negative=['blurry']).items():
+        (tmp_path/'tables'/f'{t}.txt').write_text('\n'.join(words) + '\n')
+    r = caption(images, '--system', 'interrogator', '--mode', 'fast', '--model', tmp_path/'florence', '--style', 'short', '--clip', tmp_path/'clip',
+                '--tables', tmp_path/'tables', '--max_tokens', 6, '--out', tmp_path/'i.csv')
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path/'i.csv')))
+    assert len(rows) == 3 and all(row['instruction'] == '<CAPTION>' for row in rows)   # Florence-2 was asked for its captions
+    assert json.loads((tmp_path/'i.csv.json').read_text())['config']['style'] == 'short'
