@@ -239,6 +239,9 @@ def vlm_options(model:str, style:str|None=None, instruction:str|None=None, quant
     "What `load_any_captioner` passes to a vision-language checkpoint (style None: sd), or {} for another captioner, which refuses these options."
     if style is not None: check_choice('style', style, STYLES)
     if quantize is not None: check_choice('quantize', quantize, QUANTIZATIONS)
+    from imgcap2text.core import dist_rank_world
+    if device_map is not None and dist_rank_world()[1] > 1:   # under torchrun each process has its GPU; a map would spread every process over all of them
+        raise ValueError('--device-map is for one process spreading a model over several GPUs; under torchrun each process already has its own GPU: leave it out')
     given = {k: v for k, v in dict(style=style, instruction=instruction, quantize=quantize, device_map=device_map).items() if v is not None}
     vlm = is_vlm_checkpoint(model)
     if vlm or (vlm is None and given): return dict(style=style or 'sd', instruction=instruction, quantize=quantize, device_map=device_map)
