@@ -216,7 +216,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     kept_keys = set(kept)
     todo = [(k, r) for k, r in items if k not in have and k not in kept_keys]
     if todo and needs_captions(system, mode):   # a model that does not exist fails here, before any image is read (it loads at the first readable one)
-        check_loadable(caption_model or model if system == 'interrogator' else model)
+        check_loadable(captions_by)
     mine, dest = todo[rank::world], (out if world == 1 else _shard(out, rank, world))
     stream_skips, streamed_done = Counter(), Counter()
     def streamed():   # a stream's images not yet in `out`; counted, since a stream's length is known only at its end

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from tqdm.auto import tqdm
-from .models import Captioner, MODEL_SPECS
+from .models import Captioner
 
 # %% auto 0
 __all__ = ['DECODING_CANDIDATES', 'entropies_from_logits', 'decoding_settings', 'generate_captions', 'show_captions',
