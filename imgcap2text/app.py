@@ -13,6 +13,8 @@ from .data import load_image, BadImage
 from .inputs import iter_inputs, CAPTION_EXTS
 from .models import load_any_captioner
 from .caption import ANSWERERS, COLUMNS, check_system, needs_captions, load_system, answer_images, system_clip
+# PEZ is not served: a request would hold the server's CPU or GPU for minutes an image (`imgcap2text caption --system pez`)
+APP_SYSTEMS = tuple(s for s in ANSWERERS if s != 'pez')
 from .sidecars import clip_token_counter
 from .offer import Offer, Limits, parse_auth, share_warning
 from .tagger import TagOptions
@@ -20,9 +22,9 @@ log = get_logger('imgcap2text.app')
 if 'GRADIO_ANALYTICS_ENABLED' not in os.environ: os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'   # before gradio is imported: nothing leaves the machine
 
 # %% auto 0
-__all__ = ['log', 'REGENERATORS', 'COPY_JS', 'CSS', 'INTRO', 'input_name', 'read_uploads', 'Recoverer', 'write_csvs',
-           'sidecar_name', 'write_sidecar_zips', 'regenerate', 'regenerated_pairs', 'thumbnail_uri', 'answers_html',
-           'status_html', 'MicroBatcher', 'recover_requests', 'build_app', 'launch_app']
+__all__ = ['APP_SYSTEMS', 'log', 'REGENERATORS', 'COPY_JS', 'CSS', 'INTRO', 'input_name', 'read_uploads', 'Recoverer',
+           'write_csvs', 'sidecar_name', 'write_sidecar_zips', 'regenerate', 'regenerated_pairs', 'thumbnail_uri',
+           'answers_html', 'status_html', 'MicroBatcher', 'recover_requests', 'build_app', 'launch_app']
 
 # %% ../nbs/17_app.ipynb
 def input_name(key:str) -> str:
@@ -73,7 +75,8 @@ class Recoverer:
         valid choices for anything else (before any image is read or model loaded)."""
         model, bank = self.offer.model(model), self.offer.bank(bank)
         if 'tagger' in (systems or []): self.offer.tagger(tagger)
-        if not systems: raise ValueError(f'choose at least one system: {", ".join(ANSWERERS)}')
+        if not systems: raise ValueError(f'choose at least one system: {", ".join(APP_SYSTEMS)}')
+        for s in systems: check_choice('system', s, APP_SYSTEMS)
         for s in systems: check_system(s, mode, bank if s == 'retrieval' else None)
         return list(dict.fromkeys(systems)), model, bank
 
@@ -289,7 +292,7 @@ def build_app(recoverer:Recoverer|None=None,   # what answers (unset: a `Recover
                 files = gr.File(label='Images, or a zip of a folder of them', file_count='multiple', elem_id='i2t-files')
                 with gr.Column():
                     model = gr.Dropdown(o.model_names, value=o.default, allow_custom_value=o.allow_any_model, label=model_label, elem_id='i2t-model')
-                    systems = gr.CheckboxGroup(list(ANSWERERS), value=['captioner'], label='Systems', elem_id='i2t-systems')
+                    systems = gr.CheckboxGroup(list(APP_SYSTEMS), value=['captioner'], label='Systems', elem_id='i2t-systems')
                     mode = gr.Dropdown(list(MODES), value='best', label="The interrogator's mode (CLIP Interrogator's)", elem_id='i2t-mode')
                     bank = gr.Dropdown(o.bank_choices, value=o.bank_choices[0][1], label=bank_label, elem_id='i2t-bank')
                     with gr.Row():
@@ -308,7 +311,7 @@ def build_app(recoverer:Recoverer|None=None,   # what answers (unset: a `Recover
                 image = gr.File(label='An image', elem_id='i2t-image')
                 with gr.Column():
                     model1 = gr.Dropdown(o.model_names, value=o.default, allow_custom_value=o.allow_any_model, label=model_label)
-                    system1 = gr.Dropdown(list(ANSWERERS), value='captioner', label='System')
+                    system1 = gr.Dropdown(list(APP_SYSTEMS), value='captioner', label='System')
                     mode1 = gr.Dropdown(list(MODES), value='best', label="The interrogator's mode")
                     bank1 = gr.Dropdown(o.bank_choices, value=o.bank_choices[0][1], label=bank_label)
                     tagger1 = gr.Dropdown(list(o.taggers), value=next(iter(o.taggers)), label="The tagger (a WD v3 tagger's)")

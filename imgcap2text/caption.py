@@ -39,7 +39,7 @@ def _read_captions(out:Path) -> pd.DataFrame:
     return done.drop_duplicates('image', keep='first').reset_index(drop=True)
 
 # the captioner, one of the practitioners' systems (`systems.SYSTEMS`), or a WD tagger (`tagger.WdTagger`)
-ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator', 'tagger')
+ANSWERERS = ('captioner', 'retrieval', 'regression', 'interrogator', 'tagger', 'pez')   # pez: PEZ's prompt optimisation (`pez`)
 
 def resolve_run(model:str) -> Path:
     "The training run behind `model` (the folder with its split), which the systems are fitted on."
@@ -51,14 +51,19 @@ def resolve_run(model:str) -> Path:
 
 class ZeroShot:
     """A system that needs no run, answering as `systems.PromptSystems` does: the interrogator over CLIP Interrogator's
-    tables (`interrogator.Interrogator`), or retrieval from a prompt bank (`bank.PromptBank`)."""
-    def __init__(self, scorer, interrogator=None, bank=None, mode:str='best'):
-        self.scorer, self.interrogator, self.bank, self.mode = scorer, interrogator, bank, mode
+    tables (`interrogator.Interrogator`), retrieval from a prompt bank (`bank.PromptBank`), or PEZ (`pez.pez_prompts`),
+    from the bank's best prompt where there is a bank."""
+    def __init__(self, scorer, interrogator=None, bank=None, mode:str='best', pez=None):
+        self.scorer, self.interrogator, self.bank, self.mode, self.pez = scorer, interrogator, bank, mode, pez
     def answer(self, system:str, image_embeds, captions=None) -> dict:
         "Each image's prompt (`prompts`); the interrogator also gives its chain's steps (`steps`: prompt and similarity)."
         if system == 'interrogator':
             res = self.interrogator.answer(image_embeds, captions, self.mode)
             return dict(prompts=[r['prompt'] for r in res], steps=[r['steps'] for r in res])
+        if system == 'pez':
+            from imgcap2text.pez import pez_prompts
+            init = self.bank.prompt(self.bank.search(image_embeds, k=1)[1][:, 0]) if self.bank is not None else None   # the bank's best
+            return dict(prompts=[r['prompt'] for r in pez_prompts(self.scorer, image_embeds, self.pez, init=init)])
         return dict(prompts=self.bank.answer(image_embeds))
 
 def system_clip(clip:str|None, model:str) -> str:
@@ -71,8 +76,10 @@ def system_clip(clip:str|None, model:str) -> str:
     from imgcap2text.metrics import default_clip
     return default_clip(load_json(run/'summary.json')['config']['preset'])
 
-def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None) -> ZeroShot:
-    "The interrogator on its tables (their embeddings computed once per CLIP, cached), or retrieval from `bank` (built once, cached)."
+def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None,
+                     pez=None) -> ZeroShot:   # pez: PEZ's settings (`pez.pez_config`'s argument; None: the paper's)
+    """The interrogator on its tables (their embeddings computed once per CLIP, cached), retrieval from `bank` (built
+    once, cached), or PEZ (from `bank`'s best prompts where given)."""
     from imgcap2text.metrics import clip_scorer
     if system == 'interrogator':
         from imgcap2text.interrogator import Interrogator
@@ -80,6 +87,9 @@ def zero_shot_system(system:str, model:str, bank:str|None=None, mode:str='best',
         return ZeroShot(it.scorer, interrogator=it, mode=mode)
     from imgcap2text.bank import open_bank
     scorer = clip_scorer(system_clip(clip, model))
+    if system == 'pez':
+        from imgcap2text.pez import pez_config
+        return ZeroShot(scorer, bank=open_bank(bank, scorer) if bank is not None else None, pez=pez_config(pez or 'paper'))
     return ZeroShot(scorer, bank=open_bank(bank, scorer))
 
 def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[dict]:
@@ -92,8 +102,8 @@ def system_prompts(ps, system:str, images:list, gens:list[dict]|None) -> list[di
             for i, (p, t) in enumerate(zip(prompts, tok))]
 
 def is_zero_shot(system:str, bank:str|None=None, tables:str|None=None) -> bool:
-    "Whether `system` answers with no training run: the interrogator on label tables (not the run's phrases), retrieval from a bank, a tagger."
-    return (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None) or system == 'tagger'
+    "Whether `system` answers with no training run: the interrogator on label tables (not the run's phrases), retrieval from a bank, a tagger, PEZ."
+    return (system == 'interrogator' and tables != 'run') or (system == 'retrieval' and bank is not None) or system in ('tagger', 'pez')
 
 def default_tagger() -> str:
     "The tagger used where none is named: the demo's (exported by its CLIP stage), else SmilingWolf's WD EVA02-large v3."
@@ -105,7 +115,7 @@ def check_system(system:str, mode:str='best', bank:str|None=None, tables:str|Non
     from imgcap2text.interrogator import MODES
     if precision is not None: check_choice('precision', precision, tuple(PRECISIONS))
     check_choice('system', system, ANSWERERS); check_choice('mode', mode, MODES)
-    if bank is not None and system not in ('retrieval', 'regression'): raise ValueError(f'a prompt bank is for --system retrieval or regression, not {system}')
+    if bank is not None and system not in ('retrieval', 'regression', 'pez'): raise ValueError(f'a prompt bank is for --system retrieval, regression or pez, not {system}')
     if tables is not None and system != 'interrogator': raise ValueError(f'label tables are for --system interrogator, not {system}')
     if tables is not None and tables != 'run' and not Path(tables).is_dir(): raise FileNotFoundError(f"no label tables folder at {tables} (or pass 'run' for the run's fitted phrases)")
     if bank is not None and bank != 'diffusiondb' and not Path(bank).is_file(): raise FileNotFoundError(f'no prompt corpus at {bank}')
@@ -114,14 +124,14 @@ def needs_captions(system:str, mode:str='best') -> bool:
     "Whether `system` starts from the captioner's captions (the captioner itself, and the interrogator but in negative mode)."
     return system == 'captioner' or (system == 'interrogator' and mode != 'negative')
 
-def load_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None):
+def load_system(system:str, model:str, bank:str|None=None, mode:str='best', clip:str|None=None, tables:str|None=None, pez=None):
     """What answers for `system` besides the captioner: None for the captioner itself; a zero-shot system
     (`zero_shot_system`); else the run's fitted systems (`systems.run_systems`), decoding into `bank` if given."""
     if system == 'captioner': return None
     if system == 'tagger':
         from imgcap2text.tagger import WdTagger
         return WdTagger.from_pretrained(model)
-    if is_zero_shot(system, bank, tables): return zero_shot_system(system, model, bank, mode, clip, tables)
+    if is_zero_shot(system, bank, tables): return zero_shot_system(system, model, bank, mode, clip, tables, pez)
     from imgcap2text.systems import read_prompt_corpus, run_systems
     run = resolve_run(model)
     ps = run_systems(run)
@@ -175,6 +185,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
                   caption_model:str|None=None, # interrogator: the captioner of its starting captions (any `model` value; unset: `model`)
                   tables:str|None=None,        # interrogator: a folder of label tables, or 'run' for the run's fitted phrases (unset: CLIP Interrogator's)
                   tag_options=None,            # tagger: thresholds, exclusions, replacements (`tagger.TagOptions`; None: kohya's defaults)
+                  pez=None,                    # pez: its settings, a preset name (paper, small), a `pez.PezConfig` or its fields (None: paper)
                   zip_limits:ZipLimits=ZIP_LIMITS, # what a zip may hold (`inputs.ZipLimits`), checked before anything is decompressed
                   sidecar:str|None=None,       # write each caption to a file beside its image: one of `sidecars.SIDECARS` (txt, caption)
                   existing:str='skip',         # a sidecar already there: one of `sidecars.EXISTING` (skip: the image is left alone)
@@ -196,12 +207,18 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     check_choice('format', fmt, FORMATS); check_choice('existing', existing, EXISTING)
     if sidecar is not None: check_choice('sidecar', str(sidecar).lstrip('.'), SIDECARS)
     if system != 'captioner' and not is_zero_shot(system, bank, tables): resolve_run(model)   # a run's systems need the run
+    if system == 'pez':
+        from dataclasses import asdict
+        from imgcap2text.pez import pez_config
+        pez = asdict(pez_config(pez or 'paper'))
+    elif pez is not None: raise ValueError(f'PEZ settings are for --system pez, not {system}')
     out, (rank, world) = Path(out), dist_rank_world()
     subsets, paths = hub_streams(paths)
     if subsets and world > 1: raise ValueError(f'{", ".join(subsets)}: a hub subset is captioned as a stream, in one process; under torchrun pass its part zips')
     if subsets and (sidecar or fmt == 'metadata.jsonl'): raise ValueError(f'{", ".join(subsets)}: a hub subset has no folder for --sidecar or metadata.jsonl; caption its part zips with --out-dir')
     config = dict(model=_model_key(model), system=system, bank=bank, mode=mode, clip=clip, caption_model=caption_model and _model_key(caption_model),
                   tables=tables, tag_options=tag_options and {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(tag_options).items()})
+    if pez: config['pez'] = pez   # other settings, other answers
     captions_by = caption_model or model if system == 'interrogator' else model
     vlm = vlm_options(captions_by, style, instruction, quantize, device_map) if needs_captions(system, mode) else {}
     if vlm: config |= dict(style=vlm['style'], instruction=vlm['instruction'])   # another style's answers are other answers
@@ -232,7 +249,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
         if 'ps' not in loaded: loaded['ps'] = fitted()
         return loaded['cap'], loaded['ps']
     def fitted():
-        ps = load_system(system, model, bank, mode, clip, tables)
+        ps = load_system(system, model, bank, mode, clip, tables, pez)
         if system == 'tagger' and rank == 0 and progress: print(f'tagger: {ps}', flush=True)   # on which provider it runs: never the CPU unsaid
         return ps
     if system != 'captioner' and world > 1 and todo:   # once: the main process fits (or loads) the systems, or embeds the tables or bank, and saves them; then the others load them

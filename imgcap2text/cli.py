@@ -65,10 +65,10 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
             max_tokens:int=None,        # unset: the model's report setting
             prefix:str=None,            # a text prompt the caption continues (clip-gpt2)
             precision:str=None,         # fp32, bf16 or fp16 weights (unset: fp32 for a run; a VLM's own dtype on a GPU, fp32 on a CPU)
-            system:str='captioner',     # captioner | retrieval | regression | interrogator
-            bank:str=None,              # retrieval: diffusiondb, or a prompt corpus (.txt one per line; .csv/.parquet with a prompt column), no run needed; regression: a corpus to decode into
+            system:str='captioner',     # captioner | retrieval | regression | interrogator | tagger | pez
+            bank:str=None,              # retrieval: diffusiondb, or a prompt corpus (.txt one per line; .csv/.parquet with a prompt column), no run needed; regression: a corpus to decode into; pez: start from its best prompt
             mode:str='best',            # interrogator: best | classic | fast | negative
-            clip:str=None,              # interrogator, retrieval with --bank: sd1 | sd2 | sdxl | a CLIP hub id or folder (unset: sd1 online; offline the demo's tiny CLIP)
+            clip:str=None,              # interrogator, pez, retrieval with --bank: sd1 | sd2 | sdxl | a CLIP hub id or folder (unset: sd1 online; offline the demo's tiny CLIP)
             caption_model:str=None,     # interrogator: the captioner of its starting captions, any --model value (unset: --model)
             tables:str=None,            # interrogator: a folder of label tables, or run (the run's fitted phrases); unset: CLIP Interrogator's
             sidecar:str=None,           # write each caption beside its image: txt | caption (kohya's BLIP script's; its trainer's default)
@@ -88,6 +88,9 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
             instruction:str=None,       # a VLM checkpoint: your own instruction (Florence-2: a task token) instead of the style's
             quantize:str=None,          # a VLM checkpoint: 4bit | 8bit (bitsandbytes, a CUDA GPU)
             device_map:str=None,        # a VLM checkpoint: auto, to spread a model larger than one GPU over several
+            pez:str=None,               # pez: paper (PEZ's published settings: 16 tokens, 3,000 steps) | small (300 steps, for a CPU); unset: paper
+            pez_steps:int=None,         # pez: steps instead of the preset's
+            pez_tokens:int=None,        # pez: prompt tokens instead of the preset's
            ):
     "Caption images, or recover their prompts with another system, into a CSV (resumable; unreadable inputs are listed with reasons)."
     from imgcap2text.caption import caption_paths, default_tagger
@@ -96,9 +99,13 @@ def caption(paths:str,                  # images, folders (recursive), globs, Di
     tags = TagOptions.parse(general_threshold, character_threshold, exclude_tags, replace_tags, underscores_to_spaces=not underscores,
                             rating=rating, character_first=character_first) if system == 'tagger' else None
     model = model or (default_tagger() if system == 'tagger' else default_model())
+    if pez or pez_steps or pez_tokens:
+        from imgcap2text.pez import pez_config
+        pez = pez_config(pez or 'paper', iters=pez_steps, prompt_len=pez_tokens)
     r = caption_paths(paths, model, out, batch_size, beams, max_tokens, prefix, precision, system=system, bank=bank, mode=mode, clip=clip,
                       caption_model=caption_model, tables=tables, tag_options=tags, sidecar=sidecar, existing=existing, out_dir=out_dir,
-                      prepend=prepend, append=append, fmt=format, style=style, instruction=instruction, quantize=quantize, device_map=device_map)
+                      prepend=prepend, append=append, fmt=format, style=style, instruction=instruction, quantize=quantize, device_map=device_map,
+                      pez=pez)
     print(f"{r['captioned']} captioned, {r['already']} already in {r['out']}" + (f", {r['kept']} kept (their {sidecar} file had a caption)" if sidecar else '')
           + f", {len(r['skipped'])} skipped")
     if r['past_77']:

@@ -84,3 +84,31 @@ def test_retrieval_from_a_prompt_file(setup):
     assert (banks[0].parent/'clip.f16.npy').stat().st_mtime_ns == stamp   # opened, not built again
     r = run(d, '--system', 'retrieval', '--bank', str(d/'missing.txt'), '--clip', str(d/'cg'/'clip'), '--out', str(d/'x.csv'))
     assert r.returncode == 2 and 'no prompt corpus' in r.stderr
+
+
+def test_pez_from_random_tokens_and_from_a_bank(setup):
+    "PEZ (issue 33): answers of the asked length with no run, a bank's best prompt as the start, settings in the provenance."
+    d, prompts = setup
+    clip = ('--clip', str(d/'cg'/'clip'))
+    r = run(d, '--system', 'pez', *clip, '--pez', 'small', '--pez-steps', '30', '--pez-tokens', '5', '--out', str(d/'pez.csv'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = pd.read_csv(d/'pez.csv', keep_default_na=False)
+    assert len(got) == 3 and got.caption.str.len().gt(0).all() and got.n_tokens.between(1, 10).all()   # 5 tokens, re-tokenized
+    cfg = json.loads((d/'pez.csv.json').read_text())['config']
+    assert cfg['system'] == 'pez' and cfg['pez'] | {} == dict(prompt_len=5, iters=30, lr=0.1, weight_decay=0.1, batch_size=64, seed=0)
+    # a rerun on the CSV resumes: nothing left to do
+    r = run(d, '--system', 'pez', *clip, '--pez', 'small', '--pez-steps', '30', '--pez-tokens', '5', '--out', str(d/'pez.csv'))
+    assert r.returncode == 0 and '0 captioned, 3 already' in r.stdout, r.stdout + r.stderr[-2000:]
+    # other settings are other answers: the CSV is not continued with them
+    r = run(d, '--system', 'pez', *clip, '--pez', 'small', '--pez-steps', '31', '--pez-tokens', '5', '--out', str(d/'pez.csv'))
+    assert r.returncode != 0 and 'pez' in (r.stderr + r.stdout).lower()
+    # PEZ + bank: one step from the bank's best prompt keeps most of its tokens
+    r = run(d, '--system', 'pez', *clip, '--bank', str(d/'corpus.txt'), '--pez', 'small', '--pez-steps', '1', '--pez-tokens', '40', '--out', str(d/'pezb.csv'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    start = pd.read_csv(d/'pezb.csv', keep_default_na=False).caption.tolist()
+    assert all(any(s.startswith(p[:20]) for p in prompts[100:]) for s in start), start   # a bank prompt, then the optimised tokens
+    # bad settings fail before anything loads, naming the valid ones
+    r = run(d, '--system', 'pez', *clip, '--pez', 'fast', '--out', str(d/'x.csv'))
+    assert r.returncode == 2 and 'paper, small' in r.stderr and not (d/'x.csv').exists()
+    r = run(d, '--system', 'retrieval', '--pez', 'small', *clip, '--bank', str(d/'corpus.txt'), '--out', str(d/'x.csv'))
+    assert r.returncode == 2 and 'for --system pez' in r.stderr
