@@ -156,7 +156,7 @@ readme:
 
 # wheels of what the GPU machine lacks (it has torch and transformers, no network), for tools/gpu_check.sh to install
 gpu-wheels: $(STAMP)
-	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate faiss-cpu
+	$(BIN)/pip download -q -d wheels datasets fastcore accelerate pandas tabulate faiss-cpu diffusers
 	$(BIN)/pip download -q --no-deps -d wheels clip-interrogator==0.6.0
 
 # the README's picture of the app on the demo's trained runs (after make demo), in headless Chromium

@@ -17,24 +17,26 @@ log = get_logger('imgcap2text.evaluation')
 VISIBLE_PARTS = tuple(PART_VALUES)   # count, colour, shape, position, background, style, lighting
 
 # %% auto 0
-__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'METRIC_NAMES', 'IMPROVEMENT_FLOOR',
-           'METRIC_SCALES', 'SPLIT_PARTS', 'PRETRAINED_IMAGES', 'pixel_similarity', 'regenerate_scores',
-           'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap', 'summarise',
-           'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions', 'image_visibility',
-           'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table', 'example_rows', 'table2',
-           'write_visibility', 'read_visibility', 'split_results', 'split_frames', 'clip_run', 'score_systems',
-           'evaluate_split', 'regen_rows', 'evaluate_run']
+__all__ = ['log', 'VISIBLE_PARTS', 'METRICS', 'SYSTEMS', 'SPLIT_SYSTEMS', 'ZERO_SHOT_IMAGES', 'PEZ_IMAGES', 'METRIC_NAMES',
+           'IMPROVEMENT_FLOOR', 'METRIC_SCALES', 'SPLIT_PARTS', 'PRETRAINED_IMAGES', 'pixel_similarity',
+           'regenerate_scores', 'caption_frame', 'score_frames', 'score_frame', 'bootstrap_ci', 'paired_bootstrap',
+           'summarise', 'prior_prompt', 'nearest_neighbour_prompts', 'split_prompt', 'oracle_captions',
+           'image_visibility', 'visible_accuracy', 'latex_escape', 'save_table', 'table1', 'baselines_table',
+           'example_rows', 'table2', 'score_subset', 'pez_frames', 'write_visibility', 'read_visibility',
+           'split_results', 'split_frames', 'clip_run', 'score_systems', 'evaluate_split', 'regen_rows', 'evaluate_run']
 
 # %% ../nbs/07_evaluation.ipynb
 # the text metrics, CLIP's, and the round trip's: the prompt rendered again with the image's own seed, steps and CFG (offline:
 # the synthetic renderer), compared with the original by pixels and by CLIP image embeddings (`regenerate_scores`)
 METRICS = ('bleu', 'bertscore', 'combined', 'cosine', 'clip', 'ew_clip', 'clip_per_token', 'regen_pixel', 'clip_i')
 # floor to ceiling: the tables' row order (retrieval, regression and the interrogator: the practitioners' systems, `systems`)
-SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pre-trained', 'fine-tuned', 'interrogator',
-           'interrogator (zero-shot)', 'oracle')
-# they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run)
-SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'oracle')
+SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pez', 'pez (bank)', 'pre-trained', 'fine-tuned',
+           'interrogator', 'interrogator (zero-shot)', 'oracle')
+# they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run);
+# pez: PEZ's prompt optimisation (`pez`) from random tokens; pez (bank): from the bank's best prompt (the paper's "PEZ + bank")
+SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pez', 'pez (bank)', 'oracle')
 ZERO_SHOT_IMAGES = 32    # test images the zero-shot interrogator answers (best mode: 1.5 s an image with the tiny CLIP on one thread, at the demo's end)
+PEZ_IMAGES = 128         # test images PEZ answers, from random tokens and from the bank (the offline preset: 0.12 s an image on one thread)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token', regen_pixel='Regenerated pixels', clip_i='Regenerated CLIP-I')
 
@@ -284,6 +286,37 @@ def table2(rows:pd.DataFrame, image_dir:Path|str, images:dict, stem:Path|str, wi
     return stem.with_suffix('.tex')
 
 # %% ../nbs/07_evaluation.ipynb
+def score_subset(frames:dict,           # system -> (its frame over the test images `idx`, in order; None)
+                 idx:list[int],         # the test images they answered
+                 images, scorer, metric_preset:str, im_test, rows, prompts:list[str], visible, n_boot:int, seed:int) -> tuple[dict, dict]:
+    "Systems that answered a subset of the test images (the zero-shot interrogator, PEZ), scored as the others and marked with their `n_images`."
+    sub = lambda xs: xs and [xs[i] for i in idx]
+    scored, summaries = {}, {}
+    for k, (df, info) in score_frames(frames, sub(list(images)), scorer, metric_preset, image_embeds=im_test[idx], rows=sub(rows)).items():
+        scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(n_images=len(idx))
+        if visible is not None and any(visible): summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), sub(prompts), sub(visible))
+    return scored, summaries
+
+def pez_frames(scorer, im_test:torch.Tensor, base:pd.DataFrame, n:int, preset:str, bank:str|None=None) -> dict:
+    """PEZ's answers for the first `n` test images (`pez.pez_prompts`): from random tokens ('pez') and, given a bank,
+    from its best prompt for each image ('pez (bank)'); with the settings and the similarity each reached on this CLIP."""
+    from dataclasses import asdict
+    from imgcap2text.pez import pez_config, pez_prompts
+    idx, c = list(range(min(n, len(base)))), pez_config(preset)
+    inits = {'pez': None}
+    if bank is not None:
+        from imgcap2text.bank import open_bank
+        b = open_bank(bank, scorer)
+        inits['pez (bank)'] = b.prompt(b.search(im_test[idx], k=1)[1][:, 0])
+    frames, info = {}, {}
+    for k, init in inits.items():
+        res = pez_prompts(scorer, im_test[idx], c, init=init)
+        frames[k] = (base.iloc[idx].assign(caption=[r['prompt'] for r in res]), None)
+        info[k] = dict(pez=asdict(c) | dict(preset=preset, start='the bank\'s best prompt' if init else 'random tokens'),
+                       optimised_clip=float(np.mean([r['best'] for r in res])))   # on its own tokens, before decoding
+    return dict(frames=frames, info=info, idx=idx)
+
+# %% ../nbs/07_evaluation.ipynb
 from .models import check_model, build_captioner, load_captioner
 from .data import load_run_splits
 from .metrics import default_clip
@@ -321,7 +354,7 @@ def split_results(out:Path,                # this run's results folder (results/
         summaries = {k: s for k, s in res['systems'].items() if k in SPLIT_SYSTEMS and k not in found}
         scored = {k: rows[rows.system == k].drop(columns='system').reset_index(drop=True).apply(
                       lambda c: c if c.name in ('image', 'prompt', 'caption') else pd.to_numeric(c, errors='coerce')) for k in summaries}
-        if any(s.image.tolist() != names for s in scored.values()): continue
+        if any(s.image.tolist() != names[:len(s)] for s in scored.values()): continue   # PEZ answers the first test images only
         if summaries: runs.append(d.name)
         found |= {k: (scored[k], summaries[k]) for k in summaries}
     if not found or visible is None: return None
@@ -393,6 +426,9 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
                    force:bool=False, bank:str|None=None, zero_shot:bool=False,
                    leak_only:bool|None=None,   # nearest neighbour alone, on a split no model was trained on (None: the split by image)
                    part:str='all',             # one of SPLIT_PARTS: 'bank' is written to results/clip-<preset>-bank/
+                   pez:int|None=None,          # test images PEZ answers (from random tokens, and from the bank's best prompt where there is a
+                                               # bank); None: PEZ_IMAGES in parts all and bank, else 0
+                   pez_preset:str|None=None,   # PEZ's settings (`pez.PEZ_PRESETS`); None: small for the tiny metric preset, else paper
                   ) -> dict:
     """The split's own systems (`SPLIT_SYSTEMS`), scored once for every captioner of the split: results/clip-<preset>[-split-…]/.
     Each captioner's evaluation takes them from here (`split_results`) rather than scoring them again. `zero_shot`: also
@@ -406,7 +442,13 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     check_choice('part', part, SPLIT_PARTS)
     name = run_name('clip', preset, split_by)
     run, out = project_path('runs', name), project_path('results', name + ('-bank' if part == 'bank' else ''))
-    config = dict(run=name, preset=preset, split_by=split_by, metric_preset=metric_preset, clip=clip, n_boot=n_boot, seed=seed, bank=bank, leak_only=leak_only, part=part)
+    n_pez = 0 if leak_only or part == 'rest' else PEZ_IMAGES if pez is None else pez
+    pez_preset = pez_preset or ('small' if metric_preset == 'tiny' else 'paper')
+    if n_pez:
+        from imgcap2text.pez import pez_config
+        pez_config(pez_preset)   # a bad name fails here, before anything loads
+    config = dict(run=name, preset=preset, split_by=split_by, metric_preset=metric_preset, clip=clip, n_boot=n_boot, seed=seed, bank=bank, leak_only=leak_only, part=part,
+                  pez=n_pez, pez_preset=pez_preset if n_pez else None)
     if not force and done_with(out/'metrics.json', config): return load_json(out/'metrics.json')
     if leak_only: dsd = prepare_splits(split_by=split_by, seed=seed)   # the demo's data, split as the report split it
     else:
@@ -423,6 +465,11 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     else: frames, practice, visible = split_frames(run, dsd, scorer, im_test, base, bank if part == 'all' else None, seed, force, leak_only)
     rows = regen_rows(test, preset)
     scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed, rows)
+    if n_pez:   # PEZ on the first n_pez test images: optimised for this CLIP, scored as the others
+        pz = pez_frames(scorer, im_test, base, n_pez, pez_preset, bank)
+        s, m = score_subset(pz['frames'], pz['idx'], images, scorer, metric_preset, im_test, rows, prompts,
+                            visible if visible is not None else image_visibility(test), n_boot, seed)
+        scored |= s; summaries |= {k: v | pz['info'][k] for k, v in m.items()}
     if zero_shot and not leak_only and part != 'rest':
         from imgcap2text.interrogator import Interrogator
         Interrogator.load(scorer.name, progress=False)   # its tables' embeddings, cached for this CLIP
@@ -524,13 +571,12 @@ def evaluate_run(model:str='blip',          # one of MODELS
         k, idx = 'interrogator (zero-shot)', list(range(min(n_zero, len(test))))
         it = Interrogator.load(scorer.name, progress=progress)
         zs = it.answer(im_test[idx], frames['fine-tuned'][0].caption.tolist()[:len(idx)], 'best')
-        (df, info), = score_frames({k: (base.iloc[idx].assign(caption=[r['prompt'] for r in zs]), None)}, [images[i] for i in idx],
-                                   scorer, metric_preset, image_embeds=im_test[idx], rows=rows and [rows[i] for i in idx]).values()
-        scored[k], summaries[k] = df, summarise(df, info, n_boot, seed) | dict(tables=it.source, n_images=len(idx),
-            labels={t: len(v) for t, v in it.tables.items()}, dropped=sum(it.dropped.values()), min_flavors=it.min_flavors, max_flavors=it.max_flavors)
+        s, m = score_subset({k: (base.iloc[idx].assign(caption=[r['prompt'] for r in zs]), None)}, idx, images, scorer, metric_preset, im_test, rows,
+                            prompts, visible, n_boot, seed)
+        scored[k], summaries[k] = s[k], m[k] | dict(tables=it.source, labels={t: len(v) for t, v in it.tables.items()}, dropped=sum(it.dropped.values()),
+                                                  min_flavors=it.min_flavors, max_flavors=it.max_flavors)
         # the captions it started from, on the same images: what CLIP Interrogator's labels change
         summaries[k]['start'] = {m: float(scored['fine-tuned'][m].iloc[idx].mean()) for m in ('combined', 'cosine', 'clip')}
-        if visible is not None and any(visible): summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), prompts[:len(idx)], visible[:len(idx)])
     # the paired comparison on the images both answered (the pre-trained model's)
     paired = {m: paired_bootstrap(scored['pre-trained'][m], scored['fine-tuned'][m].iloc[:pre_n].reset_index(drop=True), n_boot, seed)
               for m in METRICS if m in scored['fine-tuned']} if pre_n else {}

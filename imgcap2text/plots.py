@@ -203,7 +203,7 @@ def plot_leaderboard(board:pd.DataFrame,   # `analysis.leaderboard`: system, and
     fig, axes = plt.subplots(1, len(metrics), figsize=(2 * COLUMN_WIDTH, 0.25 * len(b) + 0.8), sharey=True)
     from imgcap2text.systems import SYSTEMS as PRACTICE
     kind = lambda s: ('#999999', 'ceiling') if s == 'oracle' else (PALETTE[3], "practitioners' system") if s in PRACTICE else \
-                     (PALETTE[2], 'no training run') if s.endswith(('(zero-shot)', '(bank)')) else \
+                     (PALETTE[2], 'no training run') if s.endswith(('(zero-shot)', '(bank)')) or s == 'pez' else \
                      (PALETTE[5], 'baseline') if s in ('prior', 'nearest neighbour') else (PALETTE[0], 'fine-tuned captioner')
     kinds = [kind(s) for s in b.system]
     colours = [c for c, _ in kinds]

@@ -49,7 +49,8 @@ def collect_numbers(results:Path|str) -> dict:
     results, v = Path(results), {}
     short = {'pre-trained': 'pre', 'fine-tuned': 'fine', 'prior': 'prior', 'nearest neighbour': 'nn', 'oracle': 'oracle',
              'retrieval': 'retrieval', 'regression': 'regression', 'interrogator': 'interrogator',
-             'retrieval (bank)': 'bank retrieval', 'interrogator (zero-shot)': 'zeroshot interrogator', 'tagger': 'tagger'}
+             'retrieval (bank)': 'bank retrieval', 'interrogator (zero-shot)': 'zeroshot interrogator', 'tagger': 'tagger',
+             'pez': 'pez', 'pez (bank)': 'pez bank'}
     for d in sorted(results.iterdir()):
         if not (d/'metrics.json').exists(): continue
         m, run = load_json(d/'metrics.json'), d.name
@@ -70,6 +71,9 @@ def collect_numbers(results:Path|str) -> dict:
             for table, n in s.get('labels', {}).items(): v[(run, short[sys_], 'labels', table)] = n  # the interrogator's table sizes
             for k in ('dropped', 'min_flavors', 'max_flavors'):
                 if k in s: v[(run, short[sys_], k.replace('_', ' '))] = s[k]
+            if 'pez' in s:   # PEZ's settings, and the similarity it reached on its own tokens (before decoding)
+                v[(run, short[sys_], 'optimised clip')] = s['optimised_clip']
+                v[(run, short[sys_], 'steps')], v[(run, short[sys_], 'tokens')] = s['pez']['iters'], s['pez']['prompt_len']
         if 'oracle' in m['systems'] and 'fine-tuned' in m['systems']:
             v[(run, 'fine', 'ceiling')] = m['systems']['fine-tuned']['combined']['mean'] / m['systems']['oracle']['combined']['mean']
         for metric, p in m.get('paired', {}).items():

@@ -113,9 +113,14 @@ def test_unknown_model_fails_before_any_work(tmp_path, monkeypatch):
 
 def test_evaluate_driver_split_systems(home, monkeypatch):
     "The split's own systems, scored once (as make demo's evaluate-clip-prompt): every captioner's evaluation takes them."
-    run_driver('evaluate', home, monkeypatch, 'evaluate-clip.ipynb', model='clip', zero_shot=0)
+    run_driver('evaluate', home, monkeypatch, 'evaluate-clip.ipynb', model='clip', zero_shot=0, pez=32)
     m = json.loads((home/'results'/'clip-tiny'/'metrics.json').read_text())
-    assert set(m['systems']) == {'prior', 'nearest neighbour', 'retrieval', 'regression', 'tagger', 'oracle'} and m['split_key']
+    assert set(m['systems']) == {'prior', 'nearest neighbour', 'retrieval', 'regression', 'tagger', 'pez', 'oracle'} and m['split_key']
+    # PEZ (issue 33) on the first 32 test images, the offline preset: on its own tokens it beats what the test prompts
+    # themselves score on the CLIP it optimises for; written out and read again it keeps most of that
+    pez = m['systems']['pez']
+    assert pez['n_images'] == 32 and pez['pez']['iters'] == 300 and pez['pez']['start'] == 'random tokens'
+    assert pez['optimised_clip'] > m['systems']['oracle']['clip']['mean'] and pez['clip']['mean'] > m['systems']['prior']['clip']['hi'], pez
     tags = pd.read_csv(home/'results'/'clip-tiny'/'baselines.csv', keep_default_na=False).query("system == 'tagger'")
     assert len(tags) == m['n_test'] and tags.caption.str.contains(', ').mean() > 0.9   # tags joined with ', '
     # the leaky split by image, with no training: its nearest neighbour finds the very prompt far more often
@@ -166,6 +171,7 @@ def test_evaluate_driver_defaults(model, home, monkeypatch):
     base = pd.read_csv(out/'baselines.csv', keep_default_na=False)
     for k in ('retrieval', 'regression', 'tagger'): assert k in s and (base.system == k).sum() == m['n_test'], k
     assert m['split_systems_from'] == 'clip-tiny' and s['pre-trained']['n_images'] == 256   # the floor on the first 256 test images
+    assert s['pez']['n_images'] == 32 and (base.system == 'pez').sum() == 32   # PEZ's subset, taken from the split's own systems
     assert ('interrogator' in s) == (model == 'blip')   # from the captions of the leaderboard's BLIP
     if model == 'blip':
         chain = base[base.system == 'interrogator'].set_index('image')['clip']   # ['clip']: .clip is a pandas method

@@ -8,7 +8,7 @@ Nothing here is a test: targets are goals to compare against, not assertions.
 import os, sys, time, json, resource, subprocess, tempfile
 from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
-import torch, pandas as pd
+import numpy as np, torch, pandas as pd
 from transformers import TrainerCallback
 from imgcap2text.core import set_seed, provenance, atomic_write
 from imgcap2text.synth import PromptGrammar, render
@@ -461,6 +461,40 @@ def bench_vlm(rows, n=32, batch=8, repo='Qwen/Qwen2.5-VL-3B-Instruct'):
     rows.append(dict(benchmark=f'VLM captioner ({repo}, tiny replica, 16 new tokens), {n} images', baseline=f'{n / t_one:.1f} images/s one at a time',
                      ours=f'{n / t_batch:.1f} images/s in batches of {batch} (the same answers: {one == batched})', ratio=t_one / t_batch, goal='>= 3x'))
 
+def bench_pez(rows, n=64, iters=100):
+    """PEZ (issue 33): seconds an image, every image's prompt optimised in one batch against one image at a time (the
+    paper's loop), the offline preset's 16 tokens for {iters} steps on the tiny CLIP; the same answers either way."""
+    from imgcap2text.metrics import clip_scorer
+    from imgcap2text.pez import pez_config, pez_prompts
+    folder, which = tiny_clip_folder()
+    scorer = clip_scorer(folder)
+    ims = scorer.image_embeds(images_and_prompts(n)[0])
+    c = pez_config('small', iters=iters)
+    one, batched = [], []
+    t_one = timed(lambda: one.extend(pez_prompts(scorer, ims, pez_config(c, batch_size=1))))
+    t_batch = timed(lambda: batched.extend(pez_prompts(scorer, ims, pez_config(c, batch_size=n))))
+    same = [a['prompt'] for a in one] == [b['prompt'] for b in batched]
+    rows.append(dict(benchmark=f'PEZ ({which}, {c.prompt_len} tokens, {iters} steps), {n} images', baseline=f'{t_one / n:.3f} s an image, one at a time',
+                     ours=f'{t_batch / n:.3f} s an image in one batch of {n} (the same prompts: {same})', ratio=t_one / t_batch, goal='>= 3x'))
+
+def bench_regenerate(rows, n=16, batch=8):
+    """The round trip through diffusers (issue 33): the hub replica's tiny CompVis/stable-diffusion-v1-4 (random weights,
+    a UNet on 8x8 latents), {n} prompts with DiffusionDB settings (one sampler, steps and CFG: one group), batched
+    against one at a time; each image its own seeded generator, so the same images."""
+    from imgcap2text.regenerate import build_stable_diffusion, load_pipeline, render_with
+    d = Path(tempfile.mkdtemp())/'sd'; build_stable_diffusion(d)
+    pipe = load_pipeline(str(d), device='cpu'); pipe.set_progress_bar_config(disable=True)
+    _, prompts = images_and_prompts(n)
+    settings = [dict(seed=i, step=10, cfg=7.0, sampler=8) for i in range(n)]
+    render_with(pipe, prompts[:2], settings[:2], batch_size=2)   # warm-up
+    one, batched = [], []
+    t_one = timed(lambda: one.extend(render_with(pipe, prompts, settings, batch_size=1)))
+    t_batch = timed(lambda: batched.extend(render_with(pipe, prompts, settings, batch_size=batch)))
+    diff = max(float(np.abs(np.asarray(a, float) - np.asarray(b, float)).max()) for a, b in zip(one, batched))
+    rows.append(dict(benchmark=f'regeneration through diffusers (tiny SD 1.4 replica, k_lms, 10 steps, {one[0].width}px), {n} prompts',
+                     baseline=f'{n / t_one:.1f} images/s one at a time', ours=f'{n / t_batch:.1f} images/s in batches of {batch} (largest pixel difference: {diff:.0f})',
+                     ratio=t_one / t_batch, goal='SD 1.4 fp16 on a GPU: tools/gpu_check'))
+
 def machine() -> str:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), 'unknown CPU') \
           if Path('/proc/cpuinfo').exists() else 'unknown CPU'
@@ -481,7 +515,7 @@ def write_results(rows:list[dict], ran:list[str]):
     return table
 
 BENCHMARKS = (bench_captioning, bench_cached_clip, bench_evaluator, bench_memory, bench_streaming, bench_systems, bench_scoring,
-              bench_bank, bench_interrogator, bench_app, bench_tagger, bench_sidecars, bench_vlm)
+              bench_bank, bench_interrogator, bench_app, bench_tagger, bench_sidecars, bench_vlm, bench_pez, bench_regenerate)
 
 if __name__ == '__main__':
     chosen = sys.argv[1:] or [b.__name__ for b in BENCHMARKS]   # names of benchmarks to run (default: all), e.g. `bench_evaluator`

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ -d wheels ]; then "$PY" -m pip install -q --no-index --find-links wheels datasets fastcore accelerate pandas tabulate faiss-cpu && "$PY" -m pip install -q --no-index --no-deps --find-links wheels clip-interrogator; fi
+if [ -d wheels ]; then "$PY" -m pip install -q --no-index --find-links wheels datasets fastcore accelerate pandas tabulate faiss-cpu diffusers && "$PY" -m pip install -q --no-index --no-deps --find-links wheels clip-interrogator; fi
 "$PY" -m pip install -q --no-deps --no-build-isolation -e . || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false IMGCAP2TEXT_PROGRESS=0
 timeout 480 "$PY" tools/gpu_check.py "$@"
