@@ -35,7 +35,7 @@ SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regre
 # they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run);
 # pez: PEZ's prompt optimisation (`pez`) from random tokens; pez (bank): from the bank's best prompt (the paper's "PEZ + bank")
 SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pez', 'pez (bank)', 'oracle')
-ZERO_SHOT_IMAGES = 32    # test images the zero-shot interrogator answers (best mode: 1.5 s an image with the tiny CLIP on one thread, at the demo's end)
+ZERO_SHOT_IMAGES = 24    # test images the zero-shot interrogator answers (best mode: 1.7 s an image with the tiny CLIP on one thread, at the demo's end)
 PEZ_IMAGES = 128         # test images PEZ answers, from random tokens and from the bank (the offline preset: 0.12 s an image on one thread)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token', regen_pixel='Regenerated pixels', clip_i='Regenerated CLIP-I')
@@ -297,13 +297,15 @@ def score_subset(frames:dict,           # system -> (its frame over the test ima
         if visible is not None and any(visible): summaries[k]['visible'] = visible_accuracy(df.caption.tolist(), sub(prompts), sub(visible))
     return scored, summaries
 
-def pez_frames(scorer, im_test:torch.Tensor, base:pd.DataFrame, n:int, preset:str, bank:str|None=None) -> dict:
+def pez_frames(scorer, im_test:torch.Tensor, base:pd.DataFrame, n:int, preset:str, bank:str|None=None,
+               random:bool=True,   # also from random tokens
+              ) -> dict:
     """PEZ's answers for the first `n` test images (`pez.pez_prompts`): from random tokens ('pez') and, given a bank,
     from its best prompt for each image ('pez (bank)'); with the settings and the similarity each reached on this CLIP."""
     from dataclasses import asdict
     from imgcap2text.pez import pez_config, pez_prompts
     idx, c = list(range(min(n, len(base)))), pez_config(preset)
-    inits = {'pez': None}
+    inits = {'pez': None} if random else {}
     if bank is not None:
         from imgcap2text.bank import open_bank
         b = open_bank(bank, scorer)
@@ -426,8 +428,8 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
                    force:bool=False, bank:str|None=None, zero_shot:bool=False,
                    leak_only:bool|None=None,   # nearest neighbour alone, on a split no model was trained on (None: the split by image)
                    part:str='all',             # one of SPLIT_PARTS: 'bank' is written to results/clip-<preset>-bank/
-                   pez:int|None=None,          # test images PEZ answers (from random tokens, and from the bank's best prompt where there is a
-                                               # bank); None: PEZ_IMAGES in parts all and bank, else 0
+                   pez:int|None=None,          # test images PEZ answers (None: PEZ_IMAGES): from random tokens (parts all and rest), and
+                                               # from the bank's best prompt where there is a bank (parts all and bank)
                    pez_preset:str|None=None,   # PEZ's settings (`pez.PEZ_PRESETS`); None: small for the tiny metric preset, else paper
                   ) -> dict:
     """The split's own systems (`SPLIT_SYSTEMS`), scored once for every captioner of the split: results/clip-<preset>[-split-…]/.
@@ -442,7 +444,7 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     check_choice('part', part, SPLIT_PARTS)
     name = run_name('clip', preset, split_by)
     run, out = project_path('runs', name), project_path('results', name + ('-bank' if part == 'bank' else ''))
-    n_pez = 0 if leak_only or part == 'rest' else PEZ_IMAGES if pez is None else pez
+    n_pez = 0 if leak_only or (part == 'bank' and bank is None) else PEZ_IMAGES if pez is None else pez
     pez_preset = pez_preset or ('small' if metric_preset == 'tiny' else 'paper')
     if n_pez:
         from imgcap2text.pez import pez_config
@@ -466,7 +468,7 @@ def evaluate_split(preset:str='tiny', split_by:str='prompt', metric_preset:str|N
     rows = regen_rows(test, preset)
     scored, summaries, settings = score_systems(frames, images, scorer, metric_preset, im_test, prompts, visible, practice, n_boot, seed, rows)
     if n_pez:   # PEZ on the first n_pez test images: optimised for this CLIP, scored as the others
-        pz = pez_frames(scorer, im_test, base, n_pez, pez_preset, bank)
+        pz = pez_frames(scorer, im_test, base, n_pez, pez_preset, bank if part != 'rest' else None, random=part != 'bank')
         s, m = score_subset(pz['frames'], pz['idx'], images, scorer, metric_preset, im_test, rows, prompts,
                             visible if visible is not None else image_visibility(test), n_boot, seed)
         scored |= s; summaries |= {k: v | pz['info'][k] for k, v in m.items()}
