@@ -35,8 +35,9 @@ SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regre
 # they depend on the split only: the same in every run of it ('retrieval (bank)': a prompt bank's, with no training run);
 # pez: PEZ's prompt optimisation (`pez`) from random tokens; pez (bank): from the bank's best prompt (the paper's "PEZ + bank")
 SPLIT_SYSTEMS = ('prior', 'nearest neighbour', 'retrieval', 'retrieval (bank)', 'regression', 'tagger', 'pez', 'pez (bank)', 'oracle')
-ZERO_SHOT_IMAGES = 24    # test images the zero-shot interrogator answers (best mode: 1.7 s an image with the tiny CLIP on one thread, at the demo's end)
-PEZ_IMAGES = 128         # test images PEZ answers, from random tokens and from the bank (the offline preset: 0.12 s an image on one thread)
+ZERO_SHOT_IMAGES = 16    # test images the zero-shot interrogator answers (best mode: 1.7 s an image with the tiny CLIP on one thread, at the demo's end)
+PEZ_IMAGES = 64          # test images PEZ answers, from random tokens and from the bank (the offline preset: 0.12 s an image on one thread,
+                         # in the jobs every captioner's evaluation waits for)
 METRIC_NAMES = dict(bleu='BLEU', bertscore='BERTScore', combined='Combined', cosine='Cosine', clip='CLIP score',
                     ew_clip='EW-CLIP', clip_per_token='CLIP/token', regen_pixel='Regenerated pixels', clip_i='Regenerated CLIP-I')
 
