@@ -132,6 +132,10 @@ class PromptBank:
 
     def prompt(self, rows) -> list[str]: return self.prompts.take(np.asarray(rows, dtype=np.int64)).to_pylist()
 
+    def best(self, queries:torch.Tensor|np.ndarray) -> list[str]:
+        "Each query's most similar bank prompt (PEZ + bank starts from it)."
+        return self.prompt(self.search(queries, 1)[1][:, 0])
+
     def sentence(self, rows) -> torch.Tensor:
         "The prompts' normalised sentence embeddings (all-MiniLM-L6-v2), computed when first asked for and kept."
         from imgcap2text.metrics import sentence_embeds

@@ -62,7 +62,7 @@ class ZeroShot:
             return dict(prompts=[r['prompt'] for r in res], steps=[r['steps'] for r in res])
         if system == 'pez':
             from imgcap2text.pez import pez_prompts
-            init = self.bank.prompt(self.bank.search(image_embeds, k=1)[1][:, 0]) if self.bank is not None else None   # the bank's best
+            init = self.bank.best(image_embeds) if self.bank is not None else None
             return dict(prompts=[r['prompt'] for r in pez_prompts(self.scorer, image_embeds, self.pez, init=init)])
         return dict(prompts=self.bank.answer(image_embeds))
 

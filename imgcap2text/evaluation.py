@@ -309,8 +309,7 @@ def pez_frames(scorer, im_test:torch.Tensor, base:pd.DataFrame, n:int, preset:st
     inits = {'pez': None} if random else {}
     if bank is not None:
         from imgcap2text.bank import open_bank
-        b = open_bank(bank, scorer)
-        inits['pez (bank)'] = b.prompt(b.search(im_test[idx], k=1)[1][:, 0])
+        inits['pez (bank)'] = open_bank(bank, scorer).best(im_test[idx])
     frames, info = {}, {}
     for k, init in inits.items():
         res = pez_prompts(scorer, im_test[idx], c, init=init)

@@ -65,10 +65,12 @@ def pez_vocabulary(scorer) -> torch.Tensor:
     """The ids a prompt may use: every id but the special ones and those that are no text alone. PEZ's code projects
     onto all of them; but an end token inside a prompt ends the text where CLIP pools, and a byte-level BPE's tokens for
     control characters (a carriage return ends a CSV row) or for part of a UTF-8 character (written as �) are no prompt."""
-    n = scorer.model.text_model.embeddings.token_embedding.num_embeddings
-    special = set(scorer.tokenizer.all_special_ids) | set(sum(pez_template(scorer), []))
-    texts = scorer.tokenizer.batch_decode([[i] for i in range(n)])
-    return torch.tensor([i for i, t in enumerate(texts) if i not in special and t.strip() and t.isprintable() and '�' not in t])
+    if getattr(scorer, '_pez_vocabulary', None) is None:   # decoded once per scorer: `caption` asks PEZ once a batch
+        n = scorer.model.text_model.embeddings.token_embedding.num_embeddings
+        special = set(scorer.tokenizer.all_special_ids) | set(sum(pez_template(scorer), []))
+        texts = scorer.tokenizer.batch_decode([[i] for i in range(n)])
+        scorer._pez_vocabulary = torch.tensor([i for i, t in enumerate(texts) if i not in special and t.strip() and t.isprintable() and '�' not in t])
+    return scorer._pez_vocabulary
 
 # %% ../nbs/13a_pez.ipynb
 def _start_ids(scorer, vocab:torch.Tensor, rows:range, L:int, init:list[str]|None, seed:int) -> torch.Tensor:
