@@ -21,9 +21,11 @@ def synth(out:str,                   # folder to write, in DiffusionDB's layout
           size:int=64,               # image width and height in pixels
           part_size:int=1000,        # images per part zip
           force:bool_arg=False,      # rewrite even when `out` already holds this dataset
+          workers:int=1,             # processes rendering the parts (the same files for any number)
          ):
     "Write a synthetic mini-DiffusionDB that `load_diffusiondb` reads unchanged."
-    path = write_mini_diffusiondb(out, prompts, images_per_prompt, seed, size, part_size, force)
+    if workers < 1: raise SystemExit(f'--workers must be at least 1, got {workers}')
+    path = write_mini_diffusiondb(out, prompts, images_per_prompt, seed, size, part_size, force, workers)
     print(f'{path}: {prompts} prompts, {images_per_prompt:g} images per prompt' + ('' if float(images_per_prompt).is_integer() else ' on average'))
     return 0
 

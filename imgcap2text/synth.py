@@ -275,6 +275,12 @@ def images_per_prompt_counts(n_prompts:int, images_per_prompt:float=IMAGES_PER_P
     if float(images_per_prompt).is_integer(): return [int(images_per_prompt)] * n_prompts
     return np.random.default_rng([seed, 7]).geometric(1 / images_per_prompt, n_prompts).tolist()   # mean 1/p, support 1, 2, …
 
+def _write_synth_part(out:Path, part_id:int, chunk:list[dict], size:int) -> Path:
+    "Render one part's rows and write its zip (a worker's task: each part depends on its rows alone)."
+    images = {r['image_name']: render(r['prompt'], r['seed'], size, r['cfg'], r['step']) for r in chunk}
+    meta = {r['image_name']: dict(p=r['prompt'], se=r['seed'], c=r['cfg'], st=r['step'], sa=r['sampler']) for r in chunk}
+    return write_part(out, part_id, images, meta)
+
 def write_mini_diffusiondb(out:Path|str,             # the folder to write (DiffusionDB's layout)
                            n_prompts:int=400,        # distinct prompts
                            images_per_prompt:float=IMAGES_PER_PROMPT_2M, # a whole number: that many images (seeds) per prompt; a fraction: their mean (see `images_per_prompt_counts`)
@@ -282,6 +288,7 @@ def write_mini_diffusiondb(out:Path|str,             # the folder to write (Diff
                            size:int=64,              # image width and height
                            part_size:int=1000,       # images per part zip
                            force:bool=False,         # rewrite even if the folder holds this very dataset
+                           workers:int=1,            # processes rendering the parts (the same bytes for any number)
                           ) -> Path:
     "Write a synthetic DiffusionDB to `out`; returns `out`."
     out = Path(out)
@@ -304,12 +311,19 @@ def write_mini_diffusiondb(out:Path|str,             # the folder to write (Diff
     rows = [rows[i] for i in rng.permutation(len(rows))]
     for old in (out/'images').glob('part-*.zip') if (out/'images').exists() else []: old.unlink()
     from tqdm.auto import tqdm
-    for k in tqdm(range(0, len(rows), part_size), desc='writing parts', disable=len(rows) <= part_size):
-        chunk, part_id = rows[k:k + part_size], k // part_size + 1
-        images = {r['image_name']: render(r['prompt'], r['seed'], size, r['cfg'], r['step']) for r in chunk}
-        meta = {r['image_name']: dict(p=r['prompt'], se=r['seed'], c=r['cfg'], st=r['step'], sa=r['sampler']) for r in chunk}
-        write_part(out, part_id, images, meta)
+    parts = [(k // part_size + 1, rows[k:k + part_size]) for k in range(0, len(rows), part_size)]
+    for part_id, chunk in parts:
         for r in chunk: r['part_id'] = part_id
+    jobs = [(out, part_id, chunk, size) for part_id, chunk in parts]
+    bar = dict(total=len(parts), desc='writing parts', disable=len(parts) <= 1)
+    if workers > 1 and len(parts) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from imgcap2text.synth import _write_synth_part as write   # by its module's name, which a spawned worker imports
+        with ProcessPoolExecutor(min(workers, len(parts)), mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of a caller's torch threads
+            for _ in tqdm(pool.map(write, *zip(*jobs)), **bar): pass
+    else:
+        for job in tqdm(jobs, **bar): _write_synth_part(*job)
     md = pd.DataFrame(rows).assign(width=size, height=size, user_name=lambda d: [hashlib.sha256(p.encode()).hexdigest()[:16] for p in d.prompt],
                                    timestamp=pd.Timestamp('2022-08-01', tz='UTC'), image_nsfw=0.0, prompt_nsfw=0.0)
     md.to_parquet(out/'metadata.parquet', index=False)
