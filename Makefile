@@ -22,10 +22,12 @@ install: $(STAMP)
 PIP_REST = $(BIN)/uv pip install -q --python $(BIN)/python
 $(STAMP): requirements.txt settings.ini setup.py
 	python3 -m venv $(VENV)
-	# torch first, with pip: the pinned CPU wheel if this machine has it, else the registry's build
-	$(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
 	$(BIN)/pip install -q uv || true
-	torch="torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"; \
+	# torch first: the pinned CPU wheel if this machine has it (where pip's find-links point: uv unpacks it in seconds, pip
+	# took 16 s), else the registry's build
+	links=$$(for d in $$PIP_FIND_LINKS $$($(BIN)/pip config get global.find-links 2>/dev/null); do echo "--find-links $$d"; done); \
+	  $(PIP_REST) $$links "$(TORCH)" || $(BIN)/pip install -q "$(TORCH)" || $(BIN)/pip install -q torch
+	torch="torch==$$($(BIN)/python -W ignore -c 'import torch; print(torch.__version__.split("+")[0])')"; \
 	  $(PIP_REST) -r requirements.txt "$$torch" || $(BIN)/pip install -q -r requirements.txt "$$torch"
 	# CLIP Interrogator's label tables: its wheel's data only (its module imports open_clip, which pulls torchvision and a CUDA torch)
 	$(PIP_REST) --no-deps "clip-interrogator==0.6.0" || $(BIN)/pip install -q --no-deps "clip-interrogator==0.6.0"
