@@ -73,8 +73,11 @@ model_of = $(patsubst %-$(call split_of,$1),%,$1)
 demo: $(STAMP)
 	rm -rf runs/timings; mkdir -p runs
 	$(MAKE) -j$(JOBS) latex-quietly train-clip-prompt train-blip-prompt $(SPLIT_EVALS) $(TRAINS) $(EVALS) analyse-prefix
-	$(STAGE) analyse -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb
-	$(MAKE) report
+	# the analysis, then the report in the same kernel where LaTeX is there (one process less on the demo's serial tail);
+	# else the analysis alone and `make report`, which installs LaTeX or says what to install
+	if command -v latexmk >/dev/null && command -v pdflatex >/dev/null; then \
+	  $(STAGE) analyse-report -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb -p report True; \
+	else $(STAGE) analyse -- $(PM) nbs/analyse.ipynb runs/analyse.ipynb && $(MAKE) report; fi
 	@$(BIN)/python tools/stage.py summary --t0 $(DEMO_T0)
 	@echo "demo done: report/build/main.pdf (tables: results/, figures: figures/; each stage's time: runs/timings/summary.md)"
 
