@@ -11,6 +11,9 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
+# where the environment says not to write bytecode (these machines do), every process compiled the modules it imports
+# again: 11.3 s to import the evaluation, 4.7 s once the first process has left its .pyc files (__pycache__, which git ignores)
+unexport PYTHONDONTWRITEBYTECODE
 # bert-score batches a set() of sentences: a fixed hash seed gives the same batches, so reruns match to the last digit
 export PYTHONHASHSEED := 0
 TORCH ?= torch==2.13.0
