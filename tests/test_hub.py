@@ -7,10 +7,9 @@ import csv, json, os, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
 import papermill as pm
-from conftest import ROOT
-from imgcap2text.hub_replica import build_replica, serve_replica, replica_env
+from conftest import ROOT, use_replica as use_hub_replica
+from imgcap2text.hub_replica import build_replica, serve_replica
 
-OFFLINE_VARS = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
 # small and short: the code path, not the quality (the replica's weights are random)
 PAPER_RUN = dict(preset='paper', source='2m_first_1k', n=24, epochs=1, batch_size=4, grad_accum=1)
 
@@ -24,12 +23,8 @@ def hub(tmp_path_factory):
 def home(tmp_path_factory): return tmp_path_factory.mktemp('colab')
 
 def use_replica(monkeypatch, hub, home, offline=False):
-    "This test's processes (papermill's kernels, the CLI) see the replica as the hub, online unless `offline`."
-    for k in OFFLINE_VARS: monkeypatch.delenv(k, raising=False)
-    for k, v in replica_env(hub, home).items():
-        if os.environ.get(k) != v: monkeypatch.setenv(k, v)
-    monkeypatch.setenv('IMGCAP2TEXT_HOME', str(home/'project'))
-    if offline: monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    "As conftest's, the project in `home/'project'`."
+    use_hub_replica(monkeypatch, hub, home, offline, project=home/'project')
 
 def run_driver(name, home, out, **parameters):
     pm.execute_notebook(str(ROOT/'nbs'/f'{name}.ipynb'), str(home/out), parameters=parameters, cwd=str(ROOT/'nbs'), progress_bar=False)

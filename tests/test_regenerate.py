@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from imgcap2text.hub_replica import build_replica, serve_replica, replica_env
+from imgcap2text.hub_replica import build_replica, serve_replica
+from conftest import use_replica
 from imgcap2text.regenerate import sampler_name
 
-OFFLINE_VARS = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
 SD, CLIP = 'CompVis/stable-diffusion-v1-4', 'openai/clip-vit-base-patch16'
 
 
@@ -18,12 +18,6 @@ SD, CLIP = 'CompVis/stable-diffusion-v1-4', 'openai/clip-vit-base-patch16'
 def hub(tmp_path_factory):
     root = build_replica(tmp_path_factory.mktemp('replica'), models=[SD, CLIP], diffusiondb_parts=1, images_per_part=6)
     with serve_replica(root) as server: yield server
-
-def use_replica(monkeypatch, hub, home, offline=False):
-    for k in OFFLINE_VARS: monkeypatch.delenv(k, raising=False)
-    for k, v in replica_env(hub, home).items():
-        if os.environ.get(k) != v: monkeypatch.setenv(k, v)
-    if offline: monkeypatch.setenv('HF_HUB_OFFLINE', '1')
 
 
 def test_regenerate_through_the_replicas_sd_with_diffusiondb_settings(hub, monkeypatch, tmp_path):

@@ -5,12 +5,12 @@ refused and its code is never fetched or run; VLM options on another captioner a
 import csv, json, os, subprocess
 from pathlib import Path
 import pytest
-from imgcap2text.hub_replica import build_replica, serve_replica, replica_env
+from imgcap2text.hub_replica import build_replica, serve_replica
+from conftest import use_replica
 from imgcap2text.vlm_replica import VLM_BUILDERS
 from imgcap2text.vlm import CHAT_INSTRUCTIONS
 from imgcap2text.synth import render
 
-OFFLINE_VARS = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_DATASETS_OFFLINE')
 REMOTE = 'MiaoshouAI/Florence-2-base-PromptGen-v2.0'   # a fine-tune that ships its own modeling code (auto_map)
 # each family, a style, and what it must have been asked
 ASKED = {'fancyfeast/llama-joycaption-beta-one-hf-llava': ('sd', CHAT_INSTRUCTIONS['sd']),
@@ -38,12 +38,6 @@ def images(tmp_path_factory):
     render('a blue square, neon lighting', seed=2).convert('RGBA').save(d/'b.webp')
     render('two yellow stars', seed=3).save(d/'sub.jpg')
     return d
-
-def use_replica(monkeypatch, hub, home, offline=False):
-    for k in OFFLINE_VARS: monkeypatch.delenv(k, raising=False)
-    for k, v in replica_env(hub, home).items():
-        if os.environ.get(k) != v: monkeypatch.setenv(k, v)
-    if offline: monkeypatch.setenv('HF_HUB_OFFLINE', '1')
 
 def caption(*args):
     return subprocess.run(['imgcap2text', 'caption', *map(str, args)], capture_output=True, text=True)
