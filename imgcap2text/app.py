@@ -8,7 +8,7 @@ import base64, html, io, os, queue, sys, tempfile, threading, time
 from concurrent.futures import Future
 from pathlib import Path
 import pandas as pd
-from .core import get_logger, check_choice, atomic_write, USER_ERRORS
+from .core import get_logger, check_choice, atomic_write, csv_text, USER_ERRORS
 from .data import load_image, BadImage
 from .inputs import iter_inputs, CAPTION_EXTS
 from .models import load_any_captioner
@@ -118,7 +118,7 @@ def write_csvs(rows:list[dict], folder:Path|str) -> list[str]:
     df = pd.DataFrame(rows)
     for s in dict.fromkeys(df.system) if len(df) else []:
         p = folder/f'prompts-{s}.csv'
-        atomic_write(p, df[df.system == s][COLUMNS].to_csv(index=False)); out.append(str(p))
+        atomic_write(p, csv_text(df[df.system == s][COLUMNS])); out.append(str(p))
     return out
 
 def sidecar_name(name:str, ext:str='txt') -> str:

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
-from .core import atomic_write, get_logger, project_path, check_choice, dist_rank_world, barrier, load_json, save_json, provenance
+from .core import atomic_write, csv_text, get_logger, project_path, check_choice, dist_rank_world, barrier, load_json, save_json, provenance
 from .data import load_image, BadImage, HUB_SUBSETS, stream_diffusiondb, part_name
 from .inputs import iter_inputs, ZIP_LIMITS, ZipLimits
 from .sidecars import Sidecars, SIDECARS, EXISTING, FORMATS, with_triggers, write_exports, clip_token_counter, CLIP_CONTEXT
@@ -264,7 +264,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     def save():   # the whole CSV, atomically: a killed run leaves the previous complete file, never a truncated one
         nonlocal saved, last_save
         if len(rows) > saved:
-            atomic_write(dest, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)); saved = len(rows)
+            atomic_write(dest, csv_text(pd.DataFrame(rows, columns=COLUMNS))); saved = len(rows)
             if world == 1: write_exports(_export_rows(rows, kept, sc), out, paths, fmt)
         last_save = time.monotonic()
     def answered(k, a):   # the CSV's row; the sidecar written as soon as its batch is done (atomically)
@@ -286,7 +286,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
         save(); bar.close()
         if world == 1: write_exports(_export_rows(rows, kept, sc), out, paths, fmt)   # a rerun with another --format writes it too
     if world > 1:
-        atomic_write(_shard(out, rank, world, '.skipped'), pd.DataFrame(load_skips, columns=['input', 'reason']).to_csv(index=False))
+        atomic_write(_shard(out, rank, world, '.skipped'), csv_text(pd.DataFrame(load_skips, columns=['input', 'reason'])))
         barrier()   # every shard is complete
         if rank == 0:
             n_new, load_skips = _merge_shards(out, world, done, todo)
@@ -295,7 +295,7 @@ def caption_paths(paths:list[str],             # files, folders, globs, part zip
     skipped += load_skips + [(', '.join(subsets), f'{why} ({n} images)') for why, n in stream_skips.items() if n]   # a stream's skips, by reason
     skip_file = out.with_name(out.name + '.skipped.csv')
     if rank == 0:
-        if skipped: atomic_write(skip_file, pd.DataFrame(skipped, columns=['input', 'reason']).to_csv(index=False))
+        if skipped: atomic_write(skip_file, csv_text(pd.DataFrame(skipped, columns=['input', 'reason'])))
         elif skip_file.exists(): skip_file.unlink()
     tokens = pd.to_numeric(_read_captions(out).get('clip_tokens', pd.Series(dtype=float)), errors='coerce') if rank == 0 else pd.Series(dtype=float)
     return dict(captioned=n_new, already=len(items) - len(todo) - len(kept) + sum(streamed_done.values()), kept=len(kept), skipped=skipped,
@@ -330,7 +330,7 @@ def _merge_shards(out:Path, world:int, done:pd.DataFrame, todo:list) -> tuple[in
     new = [pd.read_csv(_shard(out, r, world), keep_default_na=False) for r in range(world)]
     new = pd.concat(new, ignore_index=True) if new else pd.DataFrame(columns=COLUMNS)
     new = new[new.image.isin(order)].assign(_order=lambda d: d.image.map(order)).sort_values('_order').drop(columns='_order')
-    atomic_write(out, pd.concat([done, new], ignore_index=True)[COLUMNS].to_csv(index=False))
+    atomic_write(out, csv_text(pd.concat([done, new], ignore_index=True)[COLUMNS]))
     skips = pd.concat([pd.read_csv(_shard(out, r, world, '.skipped'), keep_default_na=False) for r in range(world)], ignore_index=True)
     for p in out.parent.glob(f'{glob.escape(out.name)}.rank*-of-*.csv'): p.unlink()
     return len(new), list(skips.itertuples(index=False, name=None))

@@ -12,9 +12,9 @@ import numpy as np
 # %% auto 0
 __all__ = ['USER_ERRORS', 'PROVENANCE_PACKAGES', 'project_root', 'project_path', 'cache_folder', 'check_choice', 'set_seed',
            'get_device', 'cpu_has_bf16', 'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached',
-           'require_hub', 'atomic_write', 'save_json', 'load_json', 'done_with', 'sha256_text', 'files_fingerprint',
-           'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process', 'barrier',
-           'get_logger']
+           'require_hub', 'atomic_write', 'csv_text', 'save_json', 'load_json', 'done_with', 'sha256_text',
+           'files_fingerprint', 'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process',
+           'barrier', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -124,6 +124,13 @@ def atomic_write(path:Path|str, # the file to (over)write
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def csv_text(df, # a pandas DataFrame
+            ) -> str:
+    """`df` as CSV text (no index), every text field quoted: pandas' minimal quoting leaves a bare carriage return
+    unquoted, and a reader ends the row there (a caption holding one came back as two rows)."""
+    import csv
+    return df.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
