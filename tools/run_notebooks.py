@@ -3,7 +3,7 @@ and the docs site), and keep those outputs deterministic: a second run leaves no
 
 What would differ between runs is dropped or normalised: stderr (progress bars, warnings, log lines with timings),
 widget and progress outputs, stdout lines that report speed or run time, absolute paths (the repository becomes `.`,
-temporary folders `<tmp>`), object addresses. Execution counts and metadata are then cleaned by `nbdev_clean`.
+temporary folders `<tmp>`), object addresses, the ports a local server was given. Execution counts and metadata are then cleaned by `nbdev_clean`.
 The driver notebooks (data, train, evaluate, analyse, report) stay as templates without outputs: their executed
 copies are what `make demo` writes into runs/, and the docs site shows those.
 
@@ -18,6 +18,7 @@ MAX_BYTES = 1_000_000          # a notebook with its outputs stays well under th
 # stdout lines that change from run to run (Trainer's run-time report, speeds, progress counters)
 VOLATILE = re.compile(r"train_runtime|samples_per_second|steps_per_second|\d+(\.\d+)?\s*(it/s|s/it)|\b\d+:\d\d(:\d\d)?<")
 ADDRESS = re.compile(r'\bat 0x[0-9a-fA-F]{6,}')
+PORT = re.compile(r'\b(127\.0\.0\.1:|localhost:|running on port: )\d{2,5}\b')   # a local server's (the app's), free when it started
 DROP_MIME = ('application/vnd.jupyter.widget-view+json',)
 # cells nbdev_test skips unless asked (settings.ini tst_flags), and cells marked not to run
 SEED_ALL = 'import random, numpy, torch\nrandom.seed(0); numpy.random.seed(0); torch.manual_seed(0)'
@@ -34,7 +35,7 @@ def _paths(text: str) -> str:
     text = re.sub(tmp + r'/[^\s\'",)\]}]*', '<tmp>', text)
     text = re.sub(r'(?<![\w/])/tmp/[^\s\'",)\]}]*', '<tmp>', text)
     text = text.replace(str(ROOT) + '/', '').replace(str(ROOT), '.')
-    return ADDRESS.sub('at 0x…', text)
+    return PORT.sub(r'\1<port>', ADDRESS.sub('at 0x…', text))
 
 
 def scrub(nb: dict) -> dict:
