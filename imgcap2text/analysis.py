@@ -74,6 +74,7 @@ def top_bottom_cumulative(scores, k:int=50) -> pd.DataFrame:
     return pd.DataFrame(dict(rank=np.arange(1, k + 1), top=np.cumsum(top) / np.arange(1, k + 1), bottom=np.cumsum(bottom) / np.arange(1, k + 1)))
 
 # %% ../nbs/08_analysis.ipynb
+from .core import process_map
 from .evaluation import pixel_similarity   # the round trip's pixel comparison (07_evaluation)
 
 def synthetic_text_to_image(prompt:str, seed:int, steps:int, cfg:float, size:int) -> Image.Image:
@@ -91,11 +92,7 @@ def regenerate_similarity(captions:list[str], ds, text_to_image=synthetic_text_t
                          ) -> list[float]:
     "For each image of `ds` (rows with image, seed, step, cfg): render its predicted caption with the image's seed, steps and cfg; similarity to the original."
     jobs = [(cap, int(row['seed']), int(row['step']), float(row['cfg']), row['image'], text_to_image) for cap, row in zip(captions, ds)]
-    if workers <= 1 or len(jobs) < 64: return [_regenerated(j) for j in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of torch's threads
-        return list(pool.map(_regenerated, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
+    return process_map(_regenerated, jobs, workers=workers if len(jobs) >= 64 else 1)
 
 # %% ../nbs/08_analysis.ipynb
 from .core import load_json, atomic_write, save_json

@@ -12,9 +12,9 @@ import numpy as np
 # %% auto 0
 __all__ = ['USER_ERRORS', 'PROVENANCE_PACKAGES', 'project_root', 'project_path', 'cache_folder', 'check_choice', 'set_seed',
            'get_device', 'cpu_has_bf16', 'show_progress', 'resolve_bf16', 'HubUnavailable', 'hub_offline', 'hub_cached',
-           'require_hub', 'atomic_write', 'csv_text', 'save_json', 'load_json', 'done_with', 'sha256_text',
-           'files_fingerprint', 'package_versions', 'git_commit', 'provenance', 'dist_rank_world', 'is_main_process',
-           'barrier', 'get_logger']
+           'require_hub', 'atomic_write', 'csv_text', 'process_map', 'save_json', 'load_json', 'done_with',
+           'sha256_text', 'files_fingerprint', 'package_versions', 'git_commit', 'provenance', 'dist_rank_world',
+           'is_main_process', 'barrier', 'get_logger']
 
 # %% ../nbs/00_core.ipynb
 def project_root(start:Path|str|None=None, # where to start looking; the working directory by default
@@ -131,6 +131,22 @@ def csv_text(df, # a pandas DataFrame
     unquoted, and a reader ends the row there (a caption holding one came back as two rows)."""
     import csv
     return df.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+def process_map(fn,                      # a function a worker imports by its module's name (not one defined in a notebook)
+                *iterables,              # its arguments, as `map` takes them
+                workers:int=1,           # processes; 1: in this process
+                desc:str|None=None,      # a progress bar's label (None: no bar)
+               ) -> list:
+    "`list(map(fn, *iterables))`, in `workers` spawned processes (spawn: no fork of the caller's torch threads), in order."
+    from tqdm.auto import tqdm
+    args = [list(a) for a in iterables]
+    n = len(args[0]) if args else 0
+    bar = dict(total=n, desc=desc, disable=desc is None or n <= 1)
+    if workers <= 1 or n <= 1: return list(tqdm(map(fn, *args), **bar))
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(min(workers, n), mp_context=mp.get_context('spawn')) as pool:
+        return list(tqdm(pool.map(fn, *args, chunksize=max(1, n // (8 * workers))), **bar))   # about 8 chunks a worker
 
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with
+from .core import get_logger, save_json, load_json, atomic_write, project_path, provenance, set_seed, check_choice, done_with, process_map
 from .data import column, SPLITS_BY, normalise_prompt
 from .generate import generate_captions
 from .metrics import text_scores, corpus_metrics, ClipScorer, clip_scorer, clip_columns, sentence_embeds, CLIP_PAPER, METRIC_PRESETS
@@ -200,12 +200,7 @@ def image_visibility(ds,
         known = {json.dumps(k): v for k, v in load_json(f)}
         if all(json.dumps(k) in known for k in keys): return [known[json.dumps(k)] for k in keys]
     todo = [k for k in keys if split_prompt(k[0])]
-    if workers > 1 and len(todo) > 64:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of torch's threads
-            seen = dict(zip(todo, pool.map(visible_parts, *zip(*todo), chunksize=max(1, len(todo) // (8 * workers)))))   # the workers import synth alone
-    else: seen = {k: visible_parts(*k) for k in todo}
+    seen = dict(zip(todo, process_map(visible_parts, *zip(*todo), workers=workers if len(todo) > 64 else 1))) if todo else {}   # the workers import synth alone
     vis = [seen.get(k) for k in keys]
     f.parent.mkdir(parents=True, exist_ok=True); save_json([[list(k), v] for k, v in zip(keys, vis)], f)
     return vis

@@ -11,7 +11,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
-from .core import save_json, load_json, get_logger
+from .core import save_json, load_json, get_logger, process_map
 from .data import write_part, normalise_prompt
 
 # %% auto 0
@@ -310,20 +310,11 @@ def write_mini_diffusiondb(out:Path|str,             # the folder to write (Diff
                              sampler=str(rng.choice(list(SAMPLERS), p=list(SAMPLERS.values())))))
     rows = [rows[i] for i in rng.permutation(len(rows))]
     for old in (out/'images').glob('part-*.zip') if (out/'images').exists() else []: old.unlink()
-    from tqdm.auto import tqdm
     parts = [(k // part_size + 1, rows[k:k + part_size]) for k in range(0, len(rows), part_size)]
     for part_id, chunk in parts:
         for r in chunk: r['part_id'] = part_id
-    jobs = [(out, part_id, chunk, size) for part_id, chunk in parts]
-    bar = dict(total=len(parts), desc='writing parts', disable=len(parts) <= 1)
-    if workers > 1 and len(parts) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        from imgcap2text.synth import _write_synth_part as write   # by its module's name, which a spawned worker imports
-        with ProcessPoolExecutor(min(workers, len(parts)), mp_context=mp.get_context('spawn')) as pool:   # spawn: no fork of a caller's torch threads
-            for _ in tqdm(pool.map(write, *zip(*jobs)), **bar): pass
-    else:
-        for job in tqdm(jobs, **bar): _write_synth_part(*job)
+    from imgcap2text.synth import _write_synth_part as write   # by its module's name, which a worker imports
+    process_map(write, [out] * len(parts), *zip(*parts), [size] * len(parts), workers=workers, desc='writing parts')
     md = pd.DataFrame(rows).assign(width=size, height=size, user_name=lambda d: [hashlib.sha256(p.encode()).hexdigest()[:16] for p in d.prompt],
                                    timestamp=pd.Timestamp('2022-08-01', tz='UTC'), image_nsfw=0.0, prompt_nsfw=0.0)
     md.to_parquet(out/'metadata.parquet', index=False)
