@@ -3,7 +3,7 @@ the train driver with the paper preset on a DiffusionDB hub subset for the three
 the paper metric preset (BERTScore roberta-large, CLIP ViT-B/16), `imgcap2text caption` on a paper run, and a second
 run offline from the warm cache. `HF_HUB_OFFLINE` is unset and every process is guarded: a connection to anything but
 127.0.0.1 is refused and logged, and the log must stay empty."""
-import csv, json, os, subprocess, sys, tempfile, zipfile
+import csv, json, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 import pytest
 import papermill as pm

@@ -2,7 +2,7 @@
 rendered again with its image's DiffusionDB seed, steps, CFG and sampler (read from the replica's part, by a local part
 zip or a streamed hub subset's key), scored by CLIP-I with the CLIP named; then offline from the cache, the same images
 and no request."""
-import csv, json, os, re, subprocess, zipfile
+import csv, json, re, subprocess, zipfile
 from pathlib import Path
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@
 <id> --style …` for each named family (JoyCaption, Qwen2.5-VL, Florence-2, BLIP-2, GIT) from the hub replica's tiny
 repos under their real ids, then offline from the cache asking the hub nothing; a checkpoint that needs its own code is
 refused and its code is never fetched or run; VLM options on another captioner are refused."""
-import csv, json, os, subprocess
+import csv, json, subprocess
 from pathlib import Path
 import pytest
 from imgcap2text.hub_replica import build_replica, serve_replica
